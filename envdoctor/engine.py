@@ -63,6 +63,11 @@ def diagnose(facts: FactSet, only: Sequence[str] = (), skip: Sequence[str] = (),
              meta: Optional[Mapping[str, object]] = None, rules: Optional[Sequence[Rule]] = None) -> Report:
     """Run the rules over ``facts``. Works the same on live facts and on a loaded report."""
     report = Report(facts=facts, meta=dict(meta or {}))
+    for fact in facts:
+        # probe modules that could not be loaded (their facts are simply absent)
+        if fact.key.startswith("probe.") and not fact.available and fact.key.count(".") == 1:
+            report.results.append(CheckResult(rule=fact.key, area="envdoctor", title=f"probe {fact.key[6:]}",
+                                              status="crashed", detail=fact.error or ""))
     for name, error in load_failures():
         report.results.append(CheckResult(rule=f"rules.{name}", area="envdoctor", title=f"rules module {name}",
                                           status="crashed", detail=error))

@@ -1,0 +1,95 @@
+"""Generate the reference docs from the code: ``docs/cli.md`` from every command's
+``--help`` and ``docs/codes/<CODE>.md`` from every rule's docstring.
+
+    python -m envdoctor.docsgen          # write the files
+    python -m envdoctor.docsgen --check  # exit 1 if they are out of date (used by the tests)
+"""
+from __future__ import annotations
+
+import os
+import sys
+from typing import Dict, List
+
+import click
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+DOCS = os.path.join(os.path.dirname(HERE), "docs")
+
+
+def _help_text(command: click.Command, path: List[str]) -> str:
+    ctx = click.Context(command, info_name=" ".join(path), terminal_width=100, max_content_width=100)
+    return command.get_help(ctx)
+
+
+def cli_reference() -> str:
+    from envdoctor.cli import cli
+
+    root = click.Context(cli, info_name="envdoctor")
+    out = ["# CLI reference", "",
+           "Generated from `--help` by `python -m envdoctor.docsgen`; do not edit by hand.", "",
+           "## envdoctor", "", "```text", _help_text(cli, ["envdoctor"]), "```", ""]
+    for name in cli.list_commands(root):
+        command = cli.get_command(root, name)
+        out += [f"## envdoctor {name}", "", "```text", _help_text(command, ["envdoctor", name]), "```", ""]
+    return "\n".join(out)
+
+
+def code_pages() -> Dict[str, str]:
+    from envdoctor.rules import all_rules
+
+    pages = {}
+    for rule in all_rules():
+        needs = ", ".join(f"`{k}`" for k in rule.needs) or "none"
+        pages[f"{rule.code}.md"] = "\n".join([
+            f"# {rule.code}: {rule.title}", "",
+            f"- Area: {rule.area}",
+            f"- Facts it reads: {needs}",
+            f"- `envdoctor fix` can apply a fix: {'yes' if rule.fixable else 'no (it prints the commands)'}",
+            f"- Stops extension builds (`envdoctor build` refuses): {'yes' if rule.blocks_build else 'no'}",
+            "", rule.doc.strip(), "",
+            "Skip it with `envdoctor check --skip " + rule.code + "`.", "",
+        ])
+    index = ["# Finding codes", "", "Codes are stable and never reused.", "", "| code | area | title |",
+             "|---|---|---|"]
+    index += [f"| [{r.code}]({r.code}.md) | {r.area} | {r.title} |" for r in all_rules()]
+    pages["README.md"] = "\n".join(index) + "\n"
+    return pages
+
+
+def expected_files() -> Dict[str, str]:
+    files = {os.path.join(DOCS, "cli.md"): cli_reference()}
+    for name, text in code_pages().items():
+        files[os.path.join(DOCS, "codes", name)] = text
+    return files
+
+
+def stale_files() -> List[str]:
+    stale = []
+    for path, text in expected_files().items():
+        try:
+            with open(path, encoding="utf-8") as fh:
+                if fh.read() != text:
+                    stale.append(path)
+        except OSError:
+            stale.append(path)
+    return stale
+
+
+def main(argv: List[str]) -> int:
+    if "--check" in argv:
+        stale = stale_files()
+        for path in stale:
+            print(f"out of date: {os.path.relpath(path)}")
+        if stale:
+            print("run: python -m envdoctor.docsgen")
+        return 1 if stale else 0
+    os.makedirs(os.path.join(DOCS, "codes"), exist_ok=True)
+    for path, text in expected_files().items():
+        with open(path, "w", encoding="utf-8") as fh:
+            fh.write(text)
+    print(f"wrote {len(expected_files())} files under {os.path.relpath(DOCS)}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
