@@ -6,7 +6,10 @@ demand by ``envdoctor build`` into a cache keyed by the environment.
 import os
 import re
 
+import shutil
+
 from setuptools import find_packages, setup
+from setuptools.command.build_py import build_py
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 
@@ -19,6 +22,19 @@ def read_version():
 def read_readme():
     with open(os.path.join(HERE, "README.md"), encoding="utf-8") as fh:
         return fh.read()
+
+
+class build_py_with_csrc(build_py):
+    """Carry the op's C++/CUDA sources (csrc/) in the wheel as envdoctor/_csrc, so that
+    `envdoctor build` works from an installed wheel, not only from a checkout."""
+
+    def run(self):
+        super().run()
+        source = os.path.join(HERE, "csrc")
+        if os.path.isdir(source) and not getattr(self, "editable_mode", False):
+            target = os.path.join(self.build_lib, "envdoctor", "_csrc")
+            shutil.rmtree(target, ignore_errors=True)
+            shutil.copytree(source, target)
 
 
 TEST_REQUIRES = [
@@ -40,13 +56,14 @@ setup(
     packages=find_packages(include=["envdoctor", "envdoctor.*"]),
     include_package_data=True,
     package_data={
-        "envdoctor": ["knowledge/data/*.json", "csrc/**/*", "py.typed"],
+        "envdoctor": ["knowledge/data/*.json", "py.typed"],
     },
     install_requires=["click>=8.0", "packaging>=21", "psutil>=5.8", "ninja>=1.10"],
     extras_require={
         "test": TEST_REQUIRES,
         "smoke": ["scipy>=1.9"],
     },
+    cmdclass={"build_py": build_py_with_csrc},
     entry_points={"console_scripts": ["envdoctor=envdoctor.cli:main"]},
     classifiers=[
         "Programming Language :: Python :: 3",
