@@ -1,0 +1,121 @@
+"""Host compilers: ``gcc``/``g++``/``clang`` on PATH and the one nvcc will use.
+
+torch's ``cpp_extension`` passes ``-ccbin $CC`` to nvcc when ``CC`` is set; nvcc
+itself honours ``-ccbin`` in ``NVCC_PREPEND_FLAGS`` and the ``NVCC_CCBIN``
+variable; otherwise it runs ``gcc``/``g++`` from PATH. ``compiler.host`` says
+which compiler that is and why (``via``).
+"""
+from __future__ import annotations
+
+import os
+import shlex
+from typing import Dict, List, Optional, Tuple
+
+from envdoctor.model import Fact
+from envdoctor.parsers.versions import parse_compiler_version
+from envdoctor.probes.base import Probe, ProbeContext
+
+KEYS = ("compiler.gcc", "compiler.gxx", "compiler.clang", "compiler.host")
+TIMEOUT = 5.0
+_WRAPPERS = ("ccache", "sccache", "distcc")
+
+
+class _Versions:
+    """``--version`` of each compiler binary, run once per path."""
+
+    def __init__(self, ctx: ProbeContext) -> None:
+        self.ctx = ctx
+        self.cache: Dict[str, Tuple[Optional[dict], str, Optional[str]]] = {}
+
+    def get(self, path: str) -> Tuple[Optional[dict], str, Optional[str]]:
+        """(``{"name", "version"}``, raw output, error)."""
+        if path not in self.cache:
+            result = self.ctx.runner.run([path, "--version"], timeout=min(self.ctx.timeout, TIMEOUT))
+            parsed = parse_compiler_version(result.stdout) if result.ok else None
+            error = None if parsed else (result.describe_failure() if not result.ok
+                                         else "could not read a version from --version")
+            self.cache[path] = (parsed, result.output, error)
+        return self.cache[path]
+
+
+def _on_path(ctx: ProbeContext, versions: _Versions, key: str, name: str) -> Fact:
+    path = ctx.which(name)
+    if path is None:
+        return Fact.unavailable(key, f"{name} is not on PATH", source="PATH")
+    parsed, raw, error = versions.get(path)
+    if parsed is None:
+        return Fact.unavailable(key, error or "unknown version", source=f"{path} --version", raw=raw)
+    return Fact(key, {"path": path, "version": parsed["version"]}, source=f"{path} --version", raw=raw)
+
+
+def _resolve(ctx: ProbeContext, value: str) -> Tuple[Optional[str], str]:
+    """A compiler named by CC / -ccbin: a path, a directory holding gcc, or a
+    name on PATH. Launchers like ``ccache gcc`` name the compiler second."""
+    try:
+        words = shlex.split(value)
+    except ValueError:
+        words = value.split()
+    while len(words) > 1 and os.path.basename(words[0]) in _WRAPPERS:
+        words = words[1:]
+    if not words:
+        return None, value
+    name = words[0]
+    if os.sep in name:
+        if os.path.isdir(name):
+            name = os.path.join(name, "gcc")  # nvcc -ccbin <dir> uses the gcc in it
+        return (name if os.path.isfile(name) else None), name
+    return ctx.which(name), name
+
+
+def _ccbin_from_flags(flags: str) -> Optional[str]:
+    try:
+        words = shlex.split(flags)
+    except ValueError:
+        words = flags.split()
+    for i, word in enumerate(words):
+        for option in ("-ccbin", "--compiler-bindir"):
+            if word == option and i + 1 < len(words):
+                return words[i + 1]
+            if word.startswith(option + "="):
+                return word.split("=", 1)[1]
+    return None
+
+
+def _host_choice(ctx: ProbeContext) -> Tuple[str, str]:
+    """(value naming the compiler, via)."""
+    if ctx.env.get("CC"):
+        return ctx.env["CC"], "CC"
+    flagged = _ccbin_from_flags(ctx.env.get("NVCC_PREPEND_FLAGS", ""))
+    if flagged:
+        return flagged, "NVCC_PREPEND_FLAGS"
+    if ctx.env.get("NVCC_CCBIN"):
+        return ctx.env["NVCC_CCBIN"], "NVCC_CCBIN"
+    return "gcc", "default"
+
+
+def _host(ctx: ProbeContext, versions: _Versions) -> Fact:
+    value, via = _host_choice(ctx)
+    source = f"{via}={value}" if via != "default" else "gcc on PATH (nvcc's default)"
+    path, name = _resolve(ctx, value)
+    if path is None:
+        return Fact.unavailable("compiler.host", f"the host compiler {name!r} (from {via}) was not found",
+                                source=source)
+    parsed, raw, error = versions.get(path)
+    if parsed is None:
+        return Fact.unavailable("compiler.host", error or "unknown version", source=source, raw=raw)
+    record = {"path": path, "name": parsed["name"], "version": parsed["version"], "via": via}
+    return Fact("compiler.host", record, source=source, raw=raw)
+
+
+def probe(ctx: ProbeContext) -> List[Fact]:
+    versions = _Versions(ctx)
+    facts = [
+        _on_path(ctx, versions, "compiler.gcc", "gcc"),
+        _on_path(ctx, versions, "compiler.gxx", "g++"),
+        _on_path(ctx, versions, "compiler.clang", "clang"),
+    ]
+    facts.append(_host(ctx, versions))
+    return facts
+
+
+PROBE = Probe(name="compiler", fn=probe, keys=KEYS)
