@@ -19,7 +19,7 @@ from envdoctor.model import CheckResult, Fact, FactSet, Finding, Report, Severit
 from envdoctor.probes import ProbeContext, load_probes
 from envdoctor.probes.base import Probe
 from envdoctor.rules import all_rules, load_failures
-from envdoctor.rules.base import Rule, RuleContext, normalise
+from envdoctor.rules.base import NotApplicable, Rule, RuleContext, normalise
 
 
 def _run_probe(probe: Probe, ctx: ProbeContext) -> List[Fact]:
@@ -78,7 +78,12 @@ def diagnose(facts: FactSet, only: Sequence[str] = (), skip: Sequence[str] = (),
                                               "not available: " + ", ".join(missing)))
             continue
         try:
-            findings = normalise(rule.fn(RuleContext(facts=facts, rule=rule)))
+            outcome = rule.fn(RuleContext(facts=facts, rule=rule))
+            if isinstance(outcome, NotApplicable):
+                report.results.append(CheckResult(rule.code, rule.area, rule.title, "skipped",
+                                                  "not applicable: " + outcome.reason))
+                continue
+            findings = normalise(outcome)
         except Exception as exc:
             report.results.append(CheckResult(rule.code, rule.area, rule.title, "crashed",
                                               f"{type(exc).__name__}: {exc}"))

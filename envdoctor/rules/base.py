@@ -16,7 +16,9 @@ Writing a rule::
                            evidence=("driver.version", "torch.cuda"), fixes=[Fix(...)])
 
 Return None (or an empty list) when the check passes, one Finding, or a list of
-Findings (e.g. one per stale build).
+Findings (e.g. one per stale build). Return ``ctx.not_applicable("why")`` when the
+check has nothing to look at on this machine (no GPU, no build dirs): the report
+then shows it as skipped instead of a misleading ✓.
 """
 from __future__ import annotations
 
@@ -26,7 +28,16 @@ from typing import Any, Callable, Iterable, List, Optional, Sequence, Tuple, Uni
 
 from envdoctor.model import FactSet, Finding, Fix, Severity
 
-RuleResult = Union[None, Finding, Iterable[Finding]]
+
+
+class NotApplicable:
+    """Returned by a rule that has nothing to check here; the engine marks it skipped."""
+
+    def __init__(self, reason: str):
+        self.reason = reason
+
+
+RuleResult = Union[None, Finding, Iterable[Finding], NotApplicable]
 
 
 @dataclass(frozen=True)
@@ -61,6 +72,9 @@ class RuleContext:
 
     def has(self, key: str) -> bool:
         return self.facts.has(key)
+
+    def not_applicable(self, reason: str) -> NotApplicable:
+        return NotApplicable(reason)
 
     def finding(
         self,

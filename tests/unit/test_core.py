@@ -131,3 +131,11 @@ def test_probe_context_which_uses_its_own_path(tmp_path):
     assert ctx.which("nvcc") == exe
     assert ctx.which("definitely-not-here") is None
     assert ProbeContext(env={}, root=str(tmp_path), paths=()).path("/usr/local/cuda") == str(tmp_path / "usr/local/cuda")
+
+
+def test_not_applicable_rules_are_skipped_not_passed():
+    rule = _rule("ED905", lambda ctx: ctx.not_applicable("no GPU here"))
+    report = diagnose(FactSet(), rules=[rule])
+    result = [r for r in report.results if r.rule == "ED905"][0]
+    assert result.status == "skipped" and result.detail == "not applicable: no GPU here"
+    assert report.findings == []
