@@ -1,0 +1,106 @@
+"""``envdoctor fix --undo``: put back what the last fix run changed.
+
+For each recorded change, newest first:
+
+* an rc file still exactly as envdoctor wrote it gets its previous bytes back
+  (or is removed again if envdoctor created it);
+* an rc file edited by the user since keeps their edits: only the block is
+  taken out (or the block that was there before is put back);
+* a patched source still as envdoctor wrote it is restored from its backup;
+  one edited since is left alone and the backup's path is printed;
+* quarantined build outputs move back where they were.
+"""
+from __future__ import annotations
+
+import base64
+import os
+from typing import Any, Dict, List, Mapping, Optional, Tuple
+
+from envdoctor.fix import rcfile
+from envdoctor.fix.fsops import FixError, edit_file, read_optional, sha256
+from envdoctor.fix.journal import Journal, load_runs, mark_undone
+from envdoctor.fix.quarantine import restore
+
+Outcome = Tuple[str, str]  # (status "done" | "failed" | "skipped", message)
+
+
+def _read_backup(entry: Dict[str, Any]) -> bytes:
+    data = read_optional(entry["backup"]) if entry.get("backup") else None
+    if data is None:
+        raise FixError(f"the backup of {entry['path']} ({entry.get('backup')}) is missing; "
+                       "the file was left as it is")
+    return data
+
+
+def _undo_rc(entry: Dict[str, Any]) -> str:
+    previous_b64 = entry.get("previous_block")
+    previous = base64.b64decode(previous_b64) if previous_b64 else None
+    outcome = {}
+
+    def transform(current: Optional[bytes]) -> Optional[bytes]:
+        if sha256(current) == entry["new_sha"]:
+            outcome["how"] = "restored the previous content exactly"
+            if not entry["existed"]:
+                outcome["how"] = "removed the file envdoctor had created"
+                return None
+            return _read_backup(entry)
+        if current is None:
+            outcome["how"] = "the file no longer exists; nothing to undo"
+            return None
+        outcome["how"] = "the file was edited since; removed only envdoctor's block"
+        return rcfile.restore_block(current, previous)
+
+    edit_file(entry["real_path"], transform)
+    return f"{entry['path']}: {outcome['how']}"
+
+
+def _undo_edit(entry: Dict[str, Any]) -> str:
+    def transform(current: Optional[bytes]) -> Optional[bytes]:
+        if sha256(current) != entry["new_sha"]:
+            raise FixError(f"{entry['path']} was edited after envdoctor patched it; left as it is. "
+                           f"The original is at {entry['backup']}")
+        return _read_backup(entry)
+
+    edit_file(entry["real_path"], transform)
+    return f"{entry['path']}: restored from {entry['backup']}"
+
+
+def _undo_quarantine(entry: Dict[str, Any]) -> str:
+    restore(entry["src"], entry["dest"])
+    return f"{entry['src']}: moved back from the quarantine"
+
+
+UNDOERS = {"rc": _undo_rc, "edit": _undo_edit, "quarantine": _undo_quarantine}
+
+
+def undo_last_run(env: Optional[Mapping[str, str]] = None) -> Optional[List[Outcome]]:
+    """Undo the newest run that is not undone yet; None when there is none."""
+    runs = [run for run in load_runs(env) if not run["undone"]]
+    if not runs:
+        return None
+    run = runs[-1]
+    outcomes: List[Outcome] = []
+    for entry in reversed(run.get("entries", [])):
+        undoer = UNDOERS.get(entry.get("kind"))
+        if undoer is None:
+            outcomes.append(("skipped", f"unknown entry kind {entry.get('kind')!r}"))
+            continue
+        try:
+            outcomes.append(("done", undoer(entry)))
+        except FixError as exc:
+            outcomes.append(("failed", str(exc)))
+    mark_undone(run)
+    return outcomes
+
+
+def remove_block_from(path: str, env: Optional[Mapping[str, str]] = None) -> Outcome:
+    """No run recorded (cache cleared?): take the block out of ``path``, keeping a backup."""
+    if not os.path.lexists(path):
+        return ("skipped", f"{path} does not exist; nothing to undo")
+    journal = Journal(env)
+    record = edit_file(path, lambda old: rcfile.remove_block(old or b""), journal.backup_dir)
+    if not record["changed"]:
+        return ("skipped", f"{path} holds no envdoctor block; nothing to undo")
+    # Recorded like a fix run, so that another --undo puts the block back.
+    journal.record(dict(record, kind="rc", previous_block=None))
+    return ("done", f"{path}: removed envdoctor's block (backup: {record['backup']})")
