@@ -1,0 +1,201 @@
+"""Rules about torch extension build dirs, compiled extensions and their sources (ED6xx)."""
+from __future__ import annotations
+
+import posixpath
+import shlex
+from typing import Any, Dict, List, Mapping, Optional
+
+from envdoctor.model import Fix, Severity
+from envdoctor.rules._helpers import ev, fmt_mm, mm, python_mm, release_mm, torch_info
+from envdoctor.rules.base import rule
+
+
+def _builds(ctx, kind: str) -> List[Mapping[str, Any]]:
+    return [b for b in ctx.value("builds") or [] if isinstance(b, dict) and b.get("kind") == kind]
+
+
+def _differences(ctx, built: Mapping[str, Any]) -> List[str]:
+    """What a build was made for that the current environment is not (torch, CUDA, Python)."""
+    torch = torch_info(ctx.facts)
+    diffs = []
+    now_torch, then_torch = release_mm(torch.get("version")), release_mm(built.get("torch"))
+    if now_torch and then_torch and now_torch != then_torch:
+        diffs.append(f"torch {built.get('torch')} (now {torch.get('version')})")
+    then_cuda = mm(built.get("cuda"))
+    now_cuda = mm(torch.get("cuda"))
+    if then_cuda and torch.get("version") and then_cuda != now_cuda:
+        diffs.append(f"CUDA {fmt_mm(then_cuda)} (torch now uses {fmt_mm(now_cuda) if now_cuda else 'no CUDA'})")
+    then_abi, now_abi = built.get("cxx11_abi"), torch.get("cxx11_abi")
+    if isinstance(then_abi, bool) and isinstance(now_abi, bool) and then_abi != now_abi:
+        diffs.append(f"the C++ ABI _GLIBCXX_USE_CXX11_ABI={int(then_abi)} (torch now uses {int(now_abi)})")
+    now_py, then_py = python_mm(ctx.facts), release_mm(built.get("python"))
+    if now_py and then_py and now_py != then_py:
+        diffs.append(f"Python {fmt_mm(then_py)} (now {fmt_mm(now_py)})")
+    return diffs
+
+
+def _project_dir(path: str) -> str:
+    """The directory holding setup.py for a build/ dir or an in-place .so."""
+    return posixpath.dirname(path.rstrip("/"))
+
+
+def _rebuild_fix(build: Mapping[str, Any]) -> Fix:
+    if build.get("owner") == "envdoctor":
+        return Fix(summary="Then rebuild envdoctor's MSDeformAttn op for this environment",
+                   commands=("python -m envdoctor build",), action="rebuild_op", params={}, safe=True)
+    project = _project_dir(str(build.get("path")))
+    return Fix(summary=f"Then rebuild the extension in {project} for this environment",
+               commands=(f"cd {shlex.quote(project)} && FORCE_CUDA=1 python setup.py build_ext --inplace",),
+               action="rebuild_extension", params={"path": project}, safe=True)
+
+
+def _quarantine_fix(paths: List[str]) -> Fix:
+    # By hand: rename in place; `envdoctor fix` moves them to ~/.cache/envdoctor/quarantine/ with a manifest.
+    commands = tuple(f"mv -- {shlex.quote(p)} {shlex.quote(p.rstrip('/') + '.stale')}" for p in paths)
+    return Fix(summary="Move the stale build outputs aside (restorable), so they are not reused",
+               commands=commands,
+               action="quarantine", params={"paths": list(paths)}, safe=True)
+
+
+@rule("ED601", area="builds", title="Build dirs match this torch, CUDA and Python", needs=("builds",),
+      fixable=True)
+def stale_build_dirs(ctx):
+    """A torch extension ``build/`` directory was made for another torch, CUDA or Python.
+
+    setuptools and ninja reuse object files whose sources did not change: a
+    ``build/`` left from an older environment is linked into the new extension,
+    which then fails to import ("undefined symbol") or crashes. The dir's
+    ``build.ninja`` records the nvcc, CUDA home, torch include paths and Python
+    it was made with.
+
+    Fix: move the build dir aside (envdoctor quarantines it, restorable) and
+    rebuild.
+    """
+    if not _builds(ctx, "build_dir"):
+        return ctx.not_applicable("no torch extension build dirs under the scanned paths")
+    findings = []
+    for build in _builds(ctx, "build_dir"):
+        built = build.get("built_with") or {}
+        diffs = _differences(ctx, built)
+        if not diffs:
+            continue
+        path = str(build.get("path"))
+        findings.append(ctx.finding(
+            Severity.WARNING,
+            f"{path} ({build.get('name') or build.get('owner')}) was built for {', '.join(diffs)}. The next build "
+            f"reuses its objects; expected a build dir made with this environment.",
+            evidence=(ev("builds[].path", path), ev("builds[].built_with", built)),
+            fixes=[_quarantine_fix([path]), _rebuild_fix(build)]))
+    return findings
+
+
+@rule("ED602", area="builds", title="Compiled extensions import", needs=("builds",), fixable=True)
+def extension_does_not_import(ctx):
+    """A compiled extension (``.so``) no longer imports in this environment.
+
+    Extensions are bound to the exact torch, CUDA and C++ ABI they were built
+    against. After upgrading torch, an old ``MultiScaleDeformableAttention*.so``
+    or ``detectron2/_C*.so`` fails with "undefined symbol: _ZN3c10..." or
+    "libcudart.so.11.0: cannot open shared object file".
+
+    Fix: quarantine the ``.so`` (and its build dir) and rebuild it.
+    """
+    if not _builds(ctx, "extension"):
+        return ctx.not_applicable("no compiled extensions under the scanned paths")
+    findings = []
+    for ext in _builds(ctx, "extension"):
+        if ext.get("imports") is not False:
+            continue
+        path = str(ext.get("path"))
+        error = (str(ext.get("import_error") or "unknown error").strip().splitlines() or ["unknown error"])[-1]
+        diffs = _differences(ctx, ext.get("built_with") or {})
+        why = f" It was built for {', '.join(diffs)}." if diffs else ""
+        findings.append(ctx.finding(
+            Severity.ERROR, f"{path} fails to import: {error!r}.{why} Expected it to import with torch "
+                            f"{torch_info(ctx.facts).get('version')}.",
+            evidence=(ev("builds[].path", path), ev("builds[].import_error", error)),
+            fixes=[_quarantine_fix([path]), _rebuild_fix(ext)]))
+    return findings
+
+
+@rule("ED603", area="builds", title="Compiled extensions match torch's CUDA", needs=("builds", "torch"),
+      fixable=True)
+def extension_built_for_other_cuda(ctx):
+    """A compiled extension imports, but was built for another CUDA or torch than the current one.
+
+    An extension built with CUDA 10.2 next to a cu118 torch may import (when
+    its runtime is still around) and then fail at the first kernel launch, or
+    silently use a second CUDA runtime. One that does not import is ED602.
+
+    Fix: quarantine it and rebuild with the toolkit that matches torch.
+    """
+    if not _builds(ctx, "extension"):
+        return ctx.not_applicable("no compiled extensions under the scanned paths")
+    findings = []
+    for ext in _builds(ctx, "extension"):
+        if ext.get("imports") is False:
+            continue  # ED602 reports it
+        diffs = [d for d in _differences(ctx, ext.get("built_with") or {}) if not d.startswith("Python")]
+        if not diffs:
+            continue
+        path = str(ext.get("path"))
+        findings.append(ctx.finding(
+            Severity.WARNING, f"{path} was built for {', '.join(diffs)}. Expected an extension built for the "
+                              f"current torch and its CUDA.",
+            evidence=(ev("builds[].path", path), ev("builds[].built_with", ext.get("built_with"))),
+            fixes=[_quarantine_fix([path]), _rebuild_fix(ext)]))
+    return findings
+
+
+def _by_file(uses: List[Mapping[str, Any]]) -> Dict[str, List[Mapping[str, Any]]]:
+    grouped: Dict[str, List[Mapping[str, Any]]] = {}
+    for use in uses:
+        grouped.setdefault(str(use.get("file")), []).append(use)
+    return grouped
+
+
+# THC was removed from torch in 1.11: sources including it no longer compile.
+_THC_REMOVED_IN = (1, 11)
+
+
+def _removed(api: str, torch_version: Optional[str]) -> bool:
+    version = release_mm(torch_version)
+    return bool(version) and version >= _THC_REMOVED_IN and ("THC" in api or "AT_CHECK" in api)
+
+
+@rule("ED604", area="builds", title="Extension sources use current torch C++ APIs", needs=("ext_sources",),
+      fixable=True)
+def deprecated_torch_apis(ctx):
+    """Extension sources use torch C++ APIs that were deprecated or removed.
+
+    Deformable-DETR-era ops (Mask2Former's MSDeformAttn) use ``x.type()`` in
+    ``AT_DISPATCH_*``, ``.data<T>()``, ``AT_CHECK`` and ``THC/THC.h``. THC was
+    removed in torch 1.11 ("THC/THC.h: No such file or directory") and
+    ``AT_CHECK`` before that; the others warn on every build and are on their
+    way out.
+
+    Fix: envdoctor rewrites them (``.scalar_type()``, ``.data_ptr<T>()``,
+    ``TORCH_CHECK``, ATen CUDA headers) showing a diff first and keeping a
+    backup.
+    """
+    uses = [u for u in ctx.value("ext_sources") or [] if isinstance(u, dict)]
+    if not uses:
+        return None
+    torch_version = torch_info(ctx.facts).get("version")
+    fatal = [u for u in uses if _removed(str(u.get("api")), torch_version)]
+    grouped = _by_file(uses)
+    lines = [f"{posixpath.basename(f)}:{u.get('line')} {u.get('api')}" for f, items in grouped.items()
+             for u in items[:3]]
+    more = len(uses) - len(lines)
+    tail = f" and {more} more" if more > 0 else ""
+    severity = Severity.ERROR if fatal else Severity.WARNING
+    consequence = (f"{len(fatal)} of them no longer compile with torch {torch_version}" if fatal
+                   else "they are deprecated")
+    return ctx.finding(
+        severity,
+        f"{len(uses)} use(s) of old torch C++ APIs in {len(grouped)} file(s) ({'; '.join(lines)}{tail}): "
+        f"{consequence}. Expected current APIs (scalar_type(), data_ptr<T>(), TORCH_CHECK, ATen CUDA headers).",
+        evidence=tuple(ev("ext_sources[]", f"{u.get('file')}:{u.get('line')} {u.get('api')}") for u in uses[:10]),
+        fixes=[Fix(summary="Rewrite the deprecated APIs (diff shown first, backups kept)",
+                   commands=("envdoctor fix --only ED604",), action="patch_sources",
+                   params={"files": sorted(grouped)}, safe=True)])
