@@ -131,6 +131,8 @@ class Fix:
     action:   name of a fixer envdoctor can apply itself (``envdoctor fix``), or None.
     params:   arguments for that fixer (JSON-able).
     safe:     True when the action only touches files envdoctor can back up and undo.
+    follow_up: True when this fix is done AFTER the one before it (quarantine, then
+              rebuild), not instead of it. Fixes without it are alternatives.
     """
 
     summary: str
@@ -138,6 +140,7 @@ class Fix:
     action: Optional[str] = None
     params: Dict[str, Any] = field(default_factory=dict)
     safe: bool = True
+    follow_up: bool = False
 
     def to_dict(self) -> Dict[str, Any]:
         d = asdict(self)
@@ -152,6 +155,7 @@ class Fix:
             action=data.get("action"),
             params=dict(data.get("params") or {}),
             safe=bool(data.get("safe", True)),
+            follow_up=bool(data.get("follow_up", False)),
         )
 
 

@@ -90,8 +90,11 @@ def choose_fix(finding: Finding, facts) -> Optional[Fix]:
     Among several set_env alternatives, prefer the toolkit whose version matches
     the CUDA version torch was built for (a different toolkit compiles
     extensions that torch refuses to load, or fails the version check).
+    Installing packages (pip) is chosen only when it is the finding's best fix:
+    it is never picked silently as a fallback for a manual first choice.
     """
-    actionable = [f for f in finding.fixes if f.action in KNOWN_ACTIONS]
+    actionable = [f for f in finding.fixes if f.action in KNOWN_ACTIONS and not f.follow_up
+                  and (f.action != "pip_install" or f is finding.fixes[0])]
     if not actionable:
         return None
     torch_cuda = str((facts.value("torch", {}) or {}).get("cuda") or "")
@@ -191,6 +194,8 @@ def plan_fixes(report: Report, options: Options) -> Plan:
                                        blocked="envdoctor cannot do this itself; run the commands shown"))
             continue
         chosen.append((finding, fix))
+        # follow-ups (quarantine, then rebuild) come with the chosen fix
+        chosen.extend((finding, f) for f in finding.fixes if f.follow_up and f.action in KNOWN_ACTIONS)
     env_codes: List[str] = []
     for finding, fix in chosen:
         if fix.action == "set_env":

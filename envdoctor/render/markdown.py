@@ -61,7 +61,8 @@ def _findings_section(report: Report, redactor: Redactor) -> List[str]:
             out.append("Evidence: " + "; ".join(f"`{redactor.text(e)}`" for e in f.evidence))
             out.append("")
         for i, fix in enumerate(f.fixes):
-            out.append(f"**{'Fix' if i == 0 else 'Or'}:** {redactor.text(fix.summary)}")
+            label = "Fix" if i == 0 else ("Then" if fix.follow_up else "Or")
+            out.append(f"**{label}:** {redactor.text(fix.summary)}")
             if fix.commands:
                 out.append("")
                 out.append(_fence("\n".join(redactor.text(c) for c in fix.commands), "sh"))

@@ -39,6 +39,8 @@ _TOKEN_SHAPES: Tuple[Pattern[str], ...] = (
 )
 _GPU_UUID = re.compile(r"\b(GPU|MIG)-[0-9a-fA-F]{8}(-[0-9a-fA-F]{4}){3}-[0-9a-fA-F]{12}\b")
 _MIN_SECRET_LEN = 4  # shorter values ("1", "yes") would redact ordinary text
+# Account names that identify nobody; replacing them would only mangle text ("root" of a toolkit).
+_IMPERSONAL_USERS = {"root"}
 
 
 def looks_secret(name: str) -> bool:
@@ -79,14 +81,15 @@ class Redactor:
         value = _GPU_UUID.sub(lambda m: f"{m.group(1)}-<redacted>", value)
         if self.home:
             value = re.sub(re.escape(self.home) + r"(?=/|\b|$)", "~", value)
-        if self.user and len(self.user) >= 2:
+        if self.user and len(self.user) >= 2 and self.user not in _IMPERSONAL_USERS:
             value = re.sub(r"(?<![A-Za-z0-9_.-])" + re.escape(self.user) + r"(?![A-Za-z0-9_-])", "<user>", value)
         if self.host and len(self.host) >= 2:
             value = re.sub(r"(?<![A-Za-z0-9_.-])" + re.escape(self.host) + r"(?![A-Za-z0-9_-])", "<host>", value)
         return value
 
     def data(self, value: Any) -> Any:
-        """Redact every string (keys included) of a JSON-like structure."""
+        """Redact every string value of a JSON-like structure. Keys are the schema
+        (field names, variable names) and are kept, so a redacted report still loads."""
         if not self.enabled:
             return value
         if isinstance(value, str):
@@ -96,7 +99,7 @@ class Redactor:
         if isinstance(value, tuple):
             return tuple(self.data(v) for v in value)
         if isinstance(value, dict):
-            return {self.text(k) if isinstance(k, str) else k: self.data(v) for k, v in value.items()}
+            return {k: self.data(v) for k, v in value.items()}
         return value
 
 

@@ -111,7 +111,7 @@ def _finding_block(finding: Finding, style: _Style) -> List[str]:
     if finding.evidence:
         lines.append("    evidence: " + "; ".join(finding.evidence))
     for i, fix in enumerate(finding.fixes):
-        label = "fix" if i == 0 else "or"
+        label = "fix" if i == 0 else ("then" if fix.follow_up else "or")
         lines.append(f"    {style(label, bold=True)}: {fix.summary}")
         for command in fix.commands:
             lines.append(f"        {command}")

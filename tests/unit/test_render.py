@@ -147,3 +147,10 @@ def test_planted_secret_never_survives(secret, around):
     data = {"facts": [{"raw": around + secret + around, "value": [secret, {"k": secret}]}]}
     assert secret not in json.dumps(r.data(data))
     assert secret not in r.text(around + secret)
+
+
+def test_root_user_and_dict_keys_are_not_mangled():
+    r = Redactor.from_environment({"USER": "root", "HOME": "/root"})
+    data = r.data({"toolkits": [{"root": "/root/cuda", "real_root": "/usr/local/cuda-13.0"}]})
+    assert data == {"toolkits": [{"root": "~/cuda", "real_root": "/usr/local/cuda-13.0"}]}
+    assert r.text("the toolkit root is here") == "the toolkit root is here"
