@@ -189,6 +189,11 @@ def _emit(text: str, output: Optional[str]) -> None:
 
 def main(argv=None) -> None:
     """Console entry point: maps unexpected failures to exit status 3 without a traceback."""
+    # A full check waits for a child importing torch: start it before anything else runs.
+    # (``python -m envdoctor`` has already done so, before even importing this module.)
+    from envdoctor.probes import _prestart
+
+    _prestart.start_for(sys.argv[1:] if argv is None else argv)
     try:
         cli.main(args=argv, prog_name="envdoctor", standalone_mode=False)
     except click.exceptions.Exit as exc:

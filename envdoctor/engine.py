@@ -112,9 +112,11 @@ def run_check(env: Optional[Mapping[str, str]] = None, paths: Sequence[str] = ("
                        paths=tuple(paths), quick=quick, timeout=timeout)
     if python:
         ctx.python = python
+    # Before the probes: platform.platform() forks `uname -p`, which would otherwise run
+    # after the torch probe, on the check's critical path.
+    meta = run_meta(ctx)
     started = time.monotonic()
     facts = collect_facts(ctx)
-    meta = run_meta(ctx)
     meta["probe_seconds"] = round(time.monotonic() - started, 3)
     return diagnose(facts, only=only, skip=skip, meta=meta)
 

@@ -7,9 +7,10 @@ probe in the report instead of breaking the whole check.
 from __future__ import annotations
 
 import importlib
-from typing import List, Optional, Sequence, Tuple
+from typing import TYPE_CHECKING, Any, List, Optional, Sequence, Tuple
 
-from envdoctor.probes.base import Probe, ProbeContext
+if TYPE_CHECKING:
+    from envdoctor.probes.base import Probe, ProbeContext
 
 # Slow probes (a Python subprocess importing torch) first, so everything else
 # runs while they wait.
@@ -25,9 +26,19 @@ PROBE_MODULES: Tuple[str, ...] = (
 )
 
 
-def load_probes(names: Optional[Sequence[str]] = None) -> Tuple[List[Probe], List[Tuple[str, str]]]:
+def __getattr__(name: str) -> Any:
+    # Loaded on first use: `python -m envdoctor check` imports envdoctor.probes._prestart
+    # before anything else, and that must not pull in the data model first.
+    if name in ("Probe", "ProbeContext"):
+        from envdoctor.probes import base
+
+        return getattr(base, name)
+    raise AttributeError(f"module 'envdoctor.probes' has no attribute {name!r}")
+
+
+def load_probes(names: Optional[Sequence[str]] = None) -> Tuple[List["Probe"], List[Tuple[str, str]]]:
     """Return (probes, failures); failures are (module name, error text)."""
-    probes: List[Probe] = []
+    probes: List["Probe"] = []
     failures: List[Tuple[str, str]] = []
     for module_name in PROBE_MODULES:
         try:

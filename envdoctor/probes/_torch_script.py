@@ -37,11 +37,11 @@ def attempt(data, key, fn, errors):
         errors[key] = error_text(exc)
 
 
-def find_spec_origin(name):
+def find_spec_origin(name, find_spec=None):
     import importlib.util
 
     try:
-        spec = importlib.util.find_spec(name)
+        spec = (find_spec or importlib.util.find_spec)(name)
     except Exception:
         return None
     if spec is None:
@@ -95,7 +95,8 @@ def find_cuda_home(env):
     home = env.get("CUDA_HOME") or env.get("CUDA_PATH")
     if home is not None:
         return home or None, "CUDA_HOME" if env.get("CUDA_HOME") else "CUDA_PATH"
-    nvcc = shutil.which("nvcc")
+    # In the child env is os.environ; the parent answering in-process passes the child's env.
+    nvcc = shutil.which("nvcc") if env is os.environ else shutil.which("nvcc", path=env.get("PATH", os.defpath))
     if nvcc is not None:
         return os.path.dirname(os.path.dirname(nvcc)), "which nvcc"
     if os.path.exists("/usr/local/cuda"):
@@ -124,27 +125,33 @@ def cudnn_from_files(package_dir):
     return None
 
 
-def quick():
-    """Torch facts from installed files only: no import of torch (fast)."""
-    torch_dir = find_spec_origin("torch")
+def quick(env=None, find_spec=None):
+    """Torch facts from installed files only: no import of torch (fast).
+
+    Returns the (section, data) pairs; run as a script they are printed. The
+    parent calls this in-process (with the child's env and import path) when the
+    diagnosed Python is its own, to save an interpreter start.
+    """
+    env = os.environ if env is None else env
+    torch_dir = find_spec_origin("torch", find_spec)
     if torch_dir is None:
-        emit("status", {"status": "missing", "message": "No module named 'torch'"})
-        return
+        return [("status", {"status": "missing", "message": "No module named 'torch'"})]
     data, errors = {"file": os.path.join(torch_dir, "__init__.py")}, {}
     attempt(data, "version_py", lambda: read_version_py(torch_dir), errors)
     attempt(data, "install", lambda: install_kind(torch_dir), errors)
     attempt(data, "cudnn_files", lambda: cudnn_from_files(torch_dir), errors)
     attempt(data, "c_files", lambda: sorted(n for n in os.listdir(torch_dir) if n.startswith("_C")), errors)
-    attempt(data, "cpp_ext_cuda_home", lambda: find_cuda_home(os.environ)[0], errors)
-    attempt(data, "cpp_ext_cuda_home_source", lambda: cpp_ext_cuda_home_source(os.environ), errors)
+    attempt(data, "cpp_ext_cuda_home", lambda: find_cuda_home(env)[0], errors)
+    attempt(data, "cpp_ext_cuda_home_source", lambda: cpp_ext_cuda_home_source(env), errors)
     data["errors"] = errors
-    emit("quick", data)
-    tv_dir = find_spec_origin("torchvision")
+    sections = [("quick", data)]
+    tv_dir = find_spec_origin("torchvision", find_spec)
     tv = {"installed": tv_dir is not None}
     if tv_dir:
         attempt(tv, "version_py", lambda: read_version_py(tv_dir), {})
-    emit("torchvision", tv)
-    emit("status", {"status": "ok", "message": "read from installed files (quick mode)"})
+    sections.append(("torchvision", tv))
+    sections.append(("status", {"status": "ok", "message": "read from installed files (quick mode)"}))
+    return sections
 
 
 def import_torch():
@@ -311,6 +318,7 @@ def full():
 
 if __name__ == "__main__":
     if "--quick" in sys.argv[1:]:
-        quick()
+        for section, data in quick():
+            emit(section, data)
     else:
         full()

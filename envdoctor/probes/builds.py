@@ -21,6 +21,7 @@ from typing import Any, Dict, List, Optional
 from envdoctor.model import Fact
 from envdoctor.parsers import build_ninja, elf
 from envdoctor.probes._ext_loading import import_check
+from envdoctor.probes._inproc import find_spec_as_child, same_interpreter
 from envdoctor.probes.base import Probe, ProbeContext
 
 MAX_ENTRIES = 20000
@@ -58,12 +59,14 @@ def probe_builds(ctx: ProbeContext) -> List[Fact]:
             items.append(item)
     testable = [i["path"] for i in items if i["kind"] == "extension" and i["imports"] is None]
     if ctx.quick:  # loading extensions means importing torch: not in quick mode
-        results = {path: (None, "not tested (quick mode)") for path in testable}
+        results = {path: (None, "not tested (quick mode)", None) for path in testable}
     else:
         results = import_check(ctx, testable)
     for item in items:
         if item["path"] in results:
-            item["imports"], item["import_error"] = results[item["path"]]
+            item["imports"], item["import_error"], note = results[item["path"]]
+            if note:  # e.g. it only failed next to another library registering its TORCH_LIBRARY namespace
+                item["import_note"] = note
     source = f"scan of {', '.join(roots) or 'no paths'} (depth {ctx.scan_depth}, {scan.visited} entries)"
     raw = None
     if scan.capped:
@@ -105,6 +108,11 @@ _FIND_SCRIPT = (
 
 def installed_extensions(ctx: ProbeContext) -> List[str]:
     """Where the diagnosed Python would import the known compiled ops from (find_spec: no import)."""
+    if same_interpreter(ctx):
+        # The same question answered here: no interpreter start on the check's critical path.
+        # A child `python -c` searches the current directory first ("").
+        origins = [getattr(find_spec_as_child(name, ""), "origin", None) for name in INSTALLED_OPS]
+        return [p for p in origins if isinstance(p, str) and p.endswith(".so") and os.path.isfile(p)]
     env = dict(ctx.env)
     env["PYTHONDONTWRITEBYTECODE"] = "1"
     res = ctx.runner.run([ctx.python, "-c", _FIND_SCRIPT, *INSTALLED_OPS], env=env, timeout=ctx.timeout)
@@ -325,6 +333,8 @@ def _inplace_build_ninja(so_path: str) -> Optional[str]:
 
 
 def scan_sources(roots: List[str]) -> List[Dict[str, Any]]:
+    if not roots:
+        return []  # the scanner module (and difflib) is not worth importing for nothing
     try:
         from envdoctor.fix.sources import scan
     except ImportError:

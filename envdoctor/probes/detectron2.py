@@ -15,7 +15,9 @@ from typing import Any, Dict, List, Optional
 from envdoctor.model import Fact
 from envdoctor.parsers import elf
 from envdoctor.probes import builds
+from envdoctor.probes._inproc import find_spec_as_child, same_interpreter, spec_location
 from envdoctor.probes.base import Probe, ProbeContext
+from envdoctor.runner import CommandResult
 
 MARK = "@@envdoctor-d2 "
 TIMEOUT = 60.0
@@ -74,11 +76,14 @@ emit("c", data)
 
 
 def probe_detectron2(ctx: ProbeContext) -> List[Fact]:
-    env = dict(ctx.env)
-    env["PYTHONDONTWRITEBYTECODE"] = "1"
-    argv = [ctx.python, "-c", SCRIPT] + (["--quick"] if ctx.quick else [])
-    result = ctx.runner.run(argv, timeout=max(TIMEOUT, ctx.timeout), env=env)
-    sections = _sections(result.stdout)
+    sections = _sections_in_process(ctx)
+    result = CommandResult((ctx.python, "-c"), 0)
+    if sections is None:
+        env = dict(ctx.env)
+        env["PYTHONDONTWRITEBYTECODE"] = "1"
+        argv = [ctx.python, "-c", SCRIPT] + (["--quick"] if ctx.quick else [])
+        result = ctx.runner.run(argv, timeout=max(TIMEOUT, ctx.timeout), env=env)
+        sections = _sections(result.stdout)
     source = f"{ctx.python}: import detectron2, detectron2._C"
     raw = (result.stderr or "").strip()[-4000:] or None
     installed = sections.get("installed")
@@ -90,6 +95,30 @@ def probe_detectron2(ctx: ProbeContext) -> List[Fact]:
     value = detectron2_value(sections, result)
     _add_build_facts(value)
     return [Fact("detectron2", value, source=source, raw=raw)]
+
+
+def _sections_in_process(ctx: ProbeContext) -> Optional[Dict[str, Dict[str, Any]]]:
+    """What SCRIPT would print, computed here when no import is needed (not installed, or quick
+    mode) and the diagnosed Python is this one: detectron2 is usually absent, and finding that
+    out must not cost an interpreter start beside the torch import. None: run SCRIPT."""
+    if not same_interpreter(ctx):
+        return None
+    location = spec_location(find_spec_as_child("detectron2", ""))  # `python -c`: cwd first
+    if location is None:
+        return {"installed": {"installed": False}}
+    if not ctx.quick:
+        return None  # importing it (and torch) is the point: in a child, as before
+    try:
+        c_files = sorted(n for n in os.listdir(location) if n.startswith("_C"))
+    except OSError:
+        return None  # let the child report it the way it always has
+    try:
+        with open(os.path.join(location, "__init__.py"), encoding="utf-8") as fh:
+            found = re.search(r"^__version__\s*=\s*['\"]([^'\"]+)['\"]", fh.read(), re.M)
+    except OSError:
+        found = None
+    return {"installed": {"installed": True, "path": location, "c_files": c_files},
+            "quick": {"version": found.group(1) if found else None}}
 
 
 def _add_build_facts(value: Dict[str, Any]) -> None:

@@ -15,12 +15,12 @@ import json
 import os
 import re
 import site
-import sys
 from typing import Dict, List, Optional, Tuple
 
 from envdoctor.model import Fact
 from envdoctor.parsers import nvcc as nvcc_parser
 from envdoctor.parsers import versions
+from envdoctor.probes._inproc import same_executable
 from envdoctor.probes.base import Probe, ProbeContext
 
 KEYS = ("toolkits", "nvcc.path", "nvcc.real_path", "nvcc.toolkit", "nvcc.version", "nvcc.all", "nvcc.archs")
@@ -154,7 +154,7 @@ def looks_like_conda_cuda(prefix: str) -> bool:
 
 def site_dirs(ctx: ProbeContext) -> List[str]:
     """site-packages directories of the diagnosed Python."""
-    if os.path.realpath(ctx.python) == os.path.realpath(sys.executable):
+    if same_executable(ctx.python):  # not a venv's python symlinked to this one: its site differs
         if ctx.root not in ("", "/"):
             return []  # a test tree: this interpreter's real wheels are not part of it
         dirs = list(site.getsitepackages())

@@ -15,14 +15,19 @@ import json
 import os
 import re
 import signal
+import time
 from typing import Any, Dict, List, Optional
 
 from envdoctor.model import Fact
+from envdoctor.probes import _prestart
+from envdoctor.probes._inproc import find_spec_as_child, same_interpreter
 from envdoctor.probes.base import Probe, ProbeContext
-from envdoctor.runner import CommandResult
+from envdoctor.runner import CommandResult, Runner, base_env
 
 SCRIPT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "_torch_script.py")
 MARK = "@@envdoctor-torch "
+# The child's last line (json.dumps of {"section": "status", ...}): everything is reported.
+STATUS_LINE = (MARK + '{"section": "status"').encode()
 IMPORT_TIMEOUT = 60.0  # importing torch takes 2-8 s; a hang must still end
 QUICK_TIMEOUT = 15.0
 QUICK = "quick mode"
@@ -36,7 +41,10 @@ def probe_torch(ctx: ProbeContext) -> List[Fact]:
     argv = [ctx.python, SCRIPT] + (["--quick"] if ctx.quick else [])
     timeout = QUICK_TIMEOUT if ctx.quick else max(IMPORT_TIMEOUT, ctx.timeout)
     # The child must not write byte-code caches: `check` only reads.
-    result = ctx.runner.run(argv, timeout=timeout, env=_child_env(ctx.env))
+    env = _child_env(ctx.env)
+    result = _quick_in_process(ctx, argv) if ctx.quick else None
+    if result is None:
+        result = _run_child(ctx, argv, env, timeout)
     sections = parse_sections(result.stdout)
     status = classify(result, sections)
     source = f"{ctx.python} {os.path.basename(SCRIPT)}" + (" --quick" if ctx.quick else "")
@@ -44,6 +52,44 @@ def probe_torch(ctx: ProbeContext) -> List[Fact]:
     facts = [Fact("torch.status", status, source=source, raw=raw)]
     facts.extend(_torch_facts(sections, status, source, ctx.quick, timeout))
     return facts
+
+
+def _quick_in_process(ctx: ProbeContext, argv: List[str]) -> Optional[CommandResult]:
+    """The script's quick mode run here (it only reads files) when the diagnosed Python is this
+    one: the same sections, without an interpreter start. None: run the script as a child."""
+    if not same_interpreter(ctx):
+        return None
+    from envdoctor.probes import _torch_script as script
+
+    env = base_env(extra=_child_env(ctx.env), env=getattr(ctx.runner, "env", None))
+    script_dir = os.path.dirname(SCRIPT)  # a child's sys.path[0] is the script's directory
+    try:
+        sections = script.quick(env=env, find_spec=lambda name: find_spec_as_child(name, script_dir))
+    except Exception:  # whatever went wrong, the child reports it the way it always has
+        return None
+    # Through JSON like the child's lines, so the values are exactly what the child would give.
+    stdout = "".join(MARK + json.dumps({"section": name, "data": data}, default=str) + "\n"
+                     for name, data in sections)
+    return CommandResult(tuple(argv), 0, stdout, "")
+
+
+def _run_child(ctx: ProbeContext, argv: List[str], env: Dict[str, str], timeout: float) -> CommandResult:
+    """Run the script; with real processes, adopt the child the entry point started first
+    (see ``_prestart``) when it runs exactly this command, and stop at its status line
+    instead of waiting for the interpreter to exit. The timeout counts from its start."""
+    if type(ctx.runner) is not Runner:
+        return ctx.runner.run(argv, timeout=timeout, env=env)
+    child_env = base_env(extra=env, env=ctx.runner.env)
+    started_child = _prestart.take(argv, child_env) or _prestart.spawn(argv, child_env)
+    if started_child is None:  # could not start: the runner says why, in its usual words
+        return ctx.runner.run(argv, timeout=timeout, env=env)
+    proc, started = started_child
+    out, err, code, error = _prestart.read_until_done(proc, started, timeout, STATUS_LINE)
+    return CommandResult(tuple(argv), code, _text(out), _text(err), error=error, duration=time.monotonic() - started)
+
+
+def _text(data: Optional[bytes]) -> str:
+    return (data or b"").decode("utf-8", errors="replace")
 
 
 def _child_env(env: Dict[str, str]) -> Dict[str, str]:
