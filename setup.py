@@ -64,7 +64,7 @@ setup(
         "smoke": ["scipy>=1.9"],
     },
     cmdclass={"build_py": build_py_with_csrc},
-    entry_points={"console_scripts": ["envdoctor=envdoctor.cli:main"]},
+    entry_points={"console_scripts": ["envdoctor=envdoctor.__main__:main"]},
     classifiers=[
         "Programming Language :: Python :: 3",
         "Operating System :: POSIX :: Linux",

@@ -81,13 +81,15 @@ class _Progress:
 @click.option("--data", type=click.Path(file_okay=False), default=None,
               help="COCO-format dataset directory (polygon or RLE masks) instead of synthetic data.")
 @click.option("--lr", type=click.FloatRange(min=0), default=1e-3, show_default=True, help="Learning rate (AdamW).")
-@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--seed", type=int, default=0, show_default=True,
+              help="Seed for the data, the model initialisation and the sampling (runs are repeatable).")
 @click.option("--msda-impl", type=click.Choice(["auto", "compiled", "reference"]), default="auto",
               show_default=True, help="MSDeformAttn implementation.")
 @click.option("--amp", type=click.Choice(["auto", "off", "bf16", "fp16"]), default="auto", show_default=True,
               help="Mixed precision on CUDA (auto: bf16 where supported, else fp16).")
 @click.option("--threads", type=click.IntRange(min=0), default=0, help="CPU threads per process (0: idle cores).")
-@click.option("--input-format", type=click.Choice(["RGB", "BGR"]), default="RGB", show_default=True)
+@click.option("--input-format", type=click.Choice(["RGB", "BGR"]), default="RGB", show_default=True,
+              help="Channel order the pipeline feeds (a detectron2-style config feeds BGR; checked against --weights).")
 @click.option("--pixel-mean", callback=_triple, default=None, help="Three numbers, 0-255 units.")
 @click.option("--pixel-std", callback=_triple, default=None, help="Three numbers, 0-255 units.")
 @click.option("--inject-nan", is_flag=True, hidden=True, help="Make the MSDeformAttn output NaN (tests the check).")
