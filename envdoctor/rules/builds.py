@@ -41,11 +41,11 @@ def _project_dir(path: str) -> str:
 
 def _rebuild_fix(build: Mapping[str, Any]) -> Fix:
     if build.get("owner") == "envdoctor":
-        return Fix(summary="Then rebuild envdoctor's MSDeformAttn op for this environment",
+        return Fix(summary="Rebuild envdoctor's MSDeformAttn op for this environment",
                    commands=("python -m envdoctor build",), action="rebuild_op", params={}, safe=True,
                    follow_up=True)
     project = _project_dir(str(build.get("path")))
-    return Fix(summary=f"Then rebuild the extension in {project} for this environment",
+    return Fix(summary=f"Rebuild the extension in {project} for this environment",
                commands=(f"cd {shlex.quote(project)} && FORCE_CUDA=1 python setup.py build_ext --inplace",),
                action="rebuild_extension", params={"path": project}, safe=True, follow_up=True)
 
