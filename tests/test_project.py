@@ -3,7 +3,6 @@ import os
 import re
 
 import click
-import pytest
 
 from envdoctor.cli import LAZY_COMMANDS, cli
 

@@ -93,15 +93,8 @@ def torch_cuda_builds(torch_version: Any) -> List[str]:
 
 def torch_arch_list(torch_version: Any, cuda: Any) -> Optional[List[str]]:
     """Known torch.cuda.get_arch_list() of that official build, None when not known."""
-    version = parse_version(torch_version)
-    mm = cuda_major_minor(cuda)
-    if version is None or len(version.release) < 2 or mm is None:
-        return None
-    torch_mm = (version.release[0], version.release[1])
-    for row in _data.rows("torch_arch_list"):
-        if mm_of(row["cuda"]) == mm and mm_of(row["torch_min"]) <= torch_mm <= mm_of(row["torch_max"]):
-            return list(row["arch_list"])
-    return None
+    row = _row_for_build("torch_arch_list", torch_version, cuda)
+    return list(row["arch_list"]) if row else None
 
 
 def torch_arch_list_info(torch_version: Any, cuda: Any) -> Optional[Dict[str, Any]]:
@@ -185,14 +178,20 @@ def newest_torch_for_driver(driver_version: Any) -> Optional[Tuple[str, str]]:
 
 def cudnn_for_torch(torch_version: Any, cuda: Any) -> Optional[str]:
     """cuDNN version the official torch build for that CUDA pins (table is unverified)."""
+    row = _row_for_build("cudnn_pins", torch_version, cuda)
+    return row["cudnn"] if row else None
+
+
+def _row_for_build(table: str, torch_version: Any, cuda: Any) -> Optional[Dict[str, Any]]:
+    """The row of a table keyed by CUDA version and an inclusive torch MAJOR.MINOR range."""
     version = parse_version(torch_version)
     mm = cuda_major_minor(cuda)
     if version is None or len(version.release) < 2 or mm is None:
         return None
     torch_mm = (version.release[0], version.release[1])
-    for row in _data.rows("cudnn_pins"):
+    for row in _data.rows(table):
         if mm_of(row["cuda"]) == mm and mm_of(row["torch_min"]) <= torch_mm <= mm_of(row["torch_max"]):
-            return row["cudnn"]
+            return row
     return None
 
 

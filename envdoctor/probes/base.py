@@ -75,6 +75,15 @@ class Probe:
     slow: bool = False  # starts a Python subprocess importing torch: started first
 
 
+def read_text(path: str, limit: int = 65536) -> Optional[str]:
+    """A small text file (a /proc entry, version.json, a wrapper script), or None if unreadable."""
+    try:
+        with open(path, encoding="utf-8", errors="replace") as fh:
+            return fh.read(limit)
+    except OSError:
+        return None
+
+
 def facts_from_mapping(values: Mapping[str, object], source: str) -> List[Fact]:
     """Convenience for probes that observe several plain values from one source."""
     return [Fact(key=k, value=v, source=source) for k, v in values.items()]

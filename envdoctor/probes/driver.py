@@ -13,7 +13,7 @@ from typing import List, Optional, Tuple
 
 from envdoctor.model import Fact
 from envdoctor.parsers import nvidia_smi
-from envdoctor.probes.base import Probe, ProbeContext
+from envdoctor.probes.base import Probe, ProbeContext, read_text
 from envdoctor.runner import CommandResult, Runner
 
 KEYS = ("driver.present", "driver.smi", "driver.version", "driver.cuda_max", "driver.kernel_module_version")
@@ -48,17 +48,9 @@ def smi_status(result: CommandResult, path: str) -> dict:
     return {"status": failure["status"], "message": message, "path": path}
 
 
-def _read(path: str) -> Optional[str]:
-    try:
-        with open(path, encoding="utf-8", errors="replace") as fh:
-            return fh.read(4096)
-    except OSError:
-        return None
-
-
 def _kernel_module(ctx: ProbeContext) -> Tuple[Fact, bool]:
     path = ctx.path(PROC_VERSION)
-    text = _read(path)
+    text = read_text(path, 4096)
     if text is None:
         return Fact.unavailable("driver.kernel_module_version", f"{PROC_VERSION} not found: the NVIDIA kernel "
                                 "module is not loaded (or this is not Linux)", source=PROC_VERSION), False

@@ -15,7 +15,7 @@ from typing import List, Optional
 from envdoctor.model import Fact
 from envdoctor.parsers.versions import parse_ninja_version
 from envdoctor.probes._inproc import same_executable
-from envdoctor.probes.base import Probe, ProbeContext
+from envdoctor.probes.base import Probe, ProbeContext, read_text as _read
 
 KEYS = ("host.platform", "host.in_container", "env.vars", "env.path", "env.ld_library_path", "env.python",
         "env.ninja", "env.resources")
@@ -26,14 +26,6 @@ RELEVANT_VARS = (
 )
 _CONTAINER_CGROUP = re.compile(r"docker|kubepods|containerd|libpod|lxc|podman", re.I)
 MIB = 1024 * 1024
-
-
-def _read(path: str, limit: int = 65536) -> Optional[str]:
-    try:
-        with open(path, encoding="utf-8", errors="replace") as fh:
-            return fh.read(limit)
-    except OSError:
-        return None
 
 
 def in_container(ctx: ProbeContext) -> Fact:

@@ -21,7 +21,7 @@ from envdoctor.model import Fact
 from envdoctor.parsers import nvcc as nvcc_parser
 from envdoctor.parsers import versions
 from envdoctor.probes._inproc import same_executable
-from envdoctor.probes.base import Probe, ProbeContext
+from envdoctor.probes.base import Probe, ProbeContext, read_text as _read
 
 KEYS = ("toolkits", "nvcc.path", "nvcc.real_path", "nvcc.toolkit", "nvcc.version", "nvcc.all", "nvcc.archs")
 NVCC_TIMEOUT = 10.0
@@ -51,14 +51,6 @@ def has_cudart(root: str) -> bool:
     # lib/*-linux-gnu: a distro toolkit (apt's nvidia-cuda-toolkit has nvcc in /usr/bin).
     subdirs = ("lib64", "lib", os.path.join("targets", "*", "lib"), os.path.join("lib", "*-linux-gnu"))
     return _first([os.path.join(root, sub, "libcudart.so*") for sub in subdirs]) is not None
-
-
-def _read(path: str, limit: int = 65536) -> Optional[str]:
-    try:
-        with open(path, encoding="utf-8", errors="replace") as fh:
-            return fh.read(limit)
-    except OSError:
-        return None
 
 
 def _dist_info_version(directory: str, prefixes: Tuple[str, ...]) -> Optional[str]:

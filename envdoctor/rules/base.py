@@ -23,7 +23,7 @@ then shows it as skipped instead of a misleading ✓.
 from __future__ import annotations
 
 import inspect
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Callable, Iterable, List, Optional, Sequence, Tuple, Union
 
 from envdoctor.model import FactSet, Finding, Fix, Severity

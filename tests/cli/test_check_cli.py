@@ -6,7 +6,7 @@ from click.testing import CliRunner
 
 from envdoctor import exitcodes
 from envdoctor.cli import cli, exit_status
-from envdoctor.model import CheckResult, Fact, FactSet, Report
+from envdoctor.model import CheckResult, FactSet, Report
 from envdoctor.render import Redactor, render
 from tests.unit.test_render import sample_report
 

@@ -1,8 +1,6 @@
 """Core types, the command runner and the engine's crash isolation."""
 import json
-import os
 import stat
-import sys
 import time
 
 import pytest
