@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import os
 import sys
-from typing import Dict, List
+from typing import Dict, List, Optional
 
 import click
 
@@ -16,21 +16,23 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 DOCS = os.path.join(os.path.dirname(HERE), "docs")
 
 
-def _help_text(command: click.Command, path: List[str]) -> str:
-    ctx = click.Context(command, info_name=" ".join(path), terminal_width=100, max_content_width=100)
-    return command.get_help(ctx)
+def _context(command: click.Command, name: str, parent: Optional[click.Context] = None) -> click.Context:
+    # As when run: the command's own context_settings apply (``-h``/``--help``) and a
+    # sub-command inherits the group's. resilient_parsing: no arguments are given here.
+    return command.make_context(name, [], parent=parent, resilient_parsing=True,
+                                terminal_width=100, max_content_width=100)
 
 
 def cli_reference() -> str:
     from envdoctor.cli import cli
 
-    root = click.Context(cli, info_name="envdoctor")
+    root = _context(cli, "envdoctor")
     out = ["# CLI reference", "",
            "Generated from `--help` by `python -m envdoctor.docsgen`; do not edit by hand.", "",
-           "## envdoctor", "", "```text", _help_text(cli, ["envdoctor"]), "```", ""]
+           "## envdoctor", "", "```text", cli.get_help(root), "```", ""]
     for name in cli.list_commands(root):
         command = cli.get_command(root, name)
-        out += [f"## envdoctor {name}", "", "```text", _help_text(command, ["envdoctor", name]), "```", ""]
+        out += [f"## envdoctor {name}", "", "```text", command.get_help(_context(command, name, root)), "```", ""]
     return "\n".join(out)
 
 

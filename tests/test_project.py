@@ -49,7 +49,15 @@ def test_generated_docs_are_up_to_date():
     from envdoctor.docsgen import stale_files
 
     stale = [os.path.relpath(p, ROOT) for p in stale_files(ignore_wrapping=True)]
-    assert not stale, f"run `python -m envdoctor.docsgen`: {stale}"
+    if stale:
+        import difflib
+
+        from envdoctor.docsgen import expected_files
+
+        expected = {os.path.relpath(p, ROOT): t for p, t in expected_files().items()}
+        diff = "".join(difflib.unified_diff(_read(stale[0]).splitlines(True), expected[stale[0]].splitlines(True),
+                                            stale[0], "generated now"))
+        raise AssertionError(f"run `python -m envdoctor.docsgen`: {stale}\n{diff[:3000]}")
 
 
 def test_every_rule_has_a_doc_page_and_codes_are_unique():
