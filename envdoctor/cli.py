@@ -15,7 +15,7 @@ import click
 
 from envdoctor import __version__, exitcodes
 from envdoctor.model import Severity
-from envdoctor.options import (color_option, fail_on_option, format_option, only_option, output_option,
+from envdoctor.options import (CONTEXT_SETTINGS, color_option, fail_on_option, format_option, only_option, output_option,
                                quiet_option, redact_option, skip_option, stdout_unicode, timeout_option,
                                use_color, verbose_option)
 
@@ -51,7 +51,7 @@ def _unavailable_command(name: str, why: str) -> click.Command:
     return unavailable
 
 
-@click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.group(cls=LazyGroup, context_settings=CONTEXT_SETTINGS)
 @click.version_option(__version__, prog_name="envdoctor")
 def cli():
     """envdoctor: a CUDA environment doctor for deep-learning projects.

@@ -9,7 +9,7 @@ import click
 
 from envdoctor import exitcodes
 from envdoctor.model import SCHEMA_VERSION
-from envdoctor.options import format_option
+from envdoctor.options import CONTEXT_SETTINGS, format_option
 
 
 def _parse_archs(ctx, param, values: Tuple[str, ...]) -> Optional[List[str]]:
@@ -23,7 +23,7 @@ def _parse_archs(ctx, param, values: Tuple[str, ...]) -> Optional[List[str]]:
         raise click.BadParameter(str(exc))
 
 
-@click.command("build")
+@click.command("build", context_settings=CONTEXT_SETTINGS)
 @click.option("--cpu-only", is_flag=True, help="Build only the CPU kernels (no CUDA toolkit needed).")
 @click.option("--arch", "archs", multiple=True, callback=_parse_archs, metavar="CC",
               help="GPU compute capability to build for, e.g. 8.0 or \"8.0;9.0\" (repeatable). "

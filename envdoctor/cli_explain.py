@@ -10,6 +10,7 @@ import click
 
 from envdoctor import exitcodes
 from envdoctor.explain import Explanation, explain, first_error
+from envdoctor.options import CONTEXT_SETTINGS
 
 SCHEMA_VERSION = 1
 MAX_BYTES = 64 * 1024 * 1024  # a log bigger than this is read up to here: the first error is near the top
@@ -61,7 +62,7 @@ def _describe(item: Explanation, heading: str) -> List[str]:
             _wrap("Fix: " + item.fix, "  ")]
 
 
-@click.command(name="explain")
+@click.command(name="explain", context_settings=CONTEXT_SETTINGS)
 @click.argument("logfile", type=click.File("rb"), metavar="LOGFILE|-")
 @click.option("--format", "fmt", type=click.Choice(("text", "json")), default="text", show_default=True,
               help="Output format. json is the stable, machine-readable interface.")

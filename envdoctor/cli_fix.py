@@ -16,6 +16,7 @@ from envdoctor.fix.plan import Options, Plan, plan_fixes
 from envdoctor.fix.rcfile import RcFileError
 from envdoctor.model import SCHEMA_VERSION, FactSet, Report
 from envdoctor.runner import Runner
+from envdoctor.options import CONTEXT_SETTINGS
 
 MARK = {"done": "done", "skipped": "skipped", "failed": "FAILED"}
 
@@ -187,7 +188,7 @@ def run_fix(opts: Dict[str, Any]) -> int:
     return exitcodes.OK if out.get("healthy", True) else exitcodes.FINDINGS
 
 
-@click.command("fix")
+@click.command("fix", context_settings=CONTEXT_SETTINGS)
 @click.option("--write-bashrc", is_flag=True, help="Write the environment into one marked block in ~/.bashrc.")
 @click.option("--shell", type=click.Choice(settings_mod.SHELLS), default="bash", show_default=True,
               help="Shell whose rc file and syntax to use (zsh: ~/.zshrc, fish: config.fish).")

@@ -8,7 +8,7 @@ from typing import List, Optional, Tuple
 import click
 
 from envdoctor import exitcodes
-from envdoctor.options import format_option
+from envdoctor.options import CONTEXT_SETTINGS, format_option
 from envdoctor.smoke.config import IMAGENET_MEAN_255, IMAGENET_STD_255, SIZES, SmokeConfig
 
 DEVICE_RE = re.compile(r"^(auto|cpu|cuda(:\d+)?)$")
@@ -58,7 +58,7 @@ class _Progress:
             click.echo(f"smoke-train step {step}/{total}  loss {loss:.4f}", err=True)
 
 
-@click.command("smoke", context_settings={"help_option_names": ["-h", "--help"]})
+@click.command("smoke", context_settings=CONTEXT_SETTINGS)
 @click.option("--steps", type=click.IntRange(min=1), default=40, show_default=True, help="Training steps.")
 @click.option("--size", type=click.Choice(sorted(SIZES)), default="tiny", show_default=True,
               help="Model and image size (tiny is the CPU/CI size).")

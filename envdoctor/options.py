@@ -9,6 +9,8 @@ import click
 from envdoctor.render import FORMATS
 
 FAIL_ON = ("error", "warning", "info", "never")
+# Every command answers -h as well as --help, also when run on its own (python -m envdoctor.cli_fix).
+CONTEXT_SETTINGS = {"help_option_names": ["-h", "--help"]}
 
 
 def format_option(choices=FORMATS, default="text"):
