@@ -3,6 +3,7 @@ import os
 import re
 
 import click
+import pytest
 
 from envdoctor.cli import LAZY_COMMANDS, cli
 
@@ -73,3 +74,29 @@ def test_every_rule_has_a_doc_page_and_codes_are_unique():
 def test_knowledge_data_ships_in_the_package():
     setup = _read("setup.py")
     assert "knowledge/data/*.json" in setup
+
+
+@pytest.mark.slow
+def test_wheel_carries_data_tables_op_sources_and_entry_point(tmp_path):
+    import shutil
+    import subprocess
+    import sys
+    import zipfile
+
+    src = tmp_path / "src"
+    # a copy without build artefacts, as a fresh checkout has it
+    shutil.copytree(ROOT, src, ignore=shutil.ignore_patterns(".git", "__pycache__", "*.egg-info", "build",
+                                                             ".pytest_cache", ".hypothesis"))
+    out = tmp_path / "wheel"
+    subprocess.run([sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "--no-build-isolation", "-w", str(out),
+                    str(src)], check=True, capture_output=True, timeout=600)
+    (wheel,) = list(out.glob("envdoctor-*.whl"))
+    names = zipfile.ZipFile(wheel).namelist()
+    for table in ("cuda_driver", "cuda_gcc", "cuda_arch", "gpus", "torch_builds", "detectron2"):
+        assert f"envdoctor/knowledge/data/{table}.json" in names
+    for source in ("ms_deform_attn.cpp", "ms_deform_attn_math.h", "cpu/ms_deform_attn_cpu.cpp",
+                   "cuda/ms_deform_attn_cuda.cu"):
+        assert f"envdoctor/_csrc/{source}" in names
+    assert "envdoctor/probes/_torch_script.py" in names
+    entry_points = [n for n in names if n.endswith("entry_points.txt")]
+    assert "envdoctor = envdoctor.__main__:main" in zipfile.ZipFile(wheel).read(entry_points[0]).decode()
