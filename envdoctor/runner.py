@@ -106,10 +106,10 @@ class Runner:
             except (subprocess.TimeoutExpired, ValueError, OSError):
                 out, err = b"", b""
             return CommandResult(
-                argv, None, _decode(out), _decode(err),
+                argv, None, decode_output(out), decode_output(err),
                 error=f"timed out after {limit:g}s", duration=time.monotonic() - start,
             )
-        return CommandResult(argv, proc.returncode, _decode(out), _decode(err),
+        return CommandResult(argv, proc.returncode, decode_output(out), decode_output(err),
                              duration=time.monotonic() - start)
 
 
@@ -123,7 +123,8 @@ def _kill_group(proc: subprocess.Popen) -> None:
             pass
 
 
-def _decode(data) -> str:
+def decode_output(data) -> str:
+    """Command output as text; undecodable bytes become U+FFFD, never an exception."""
     if data is None:
         return ""
     if isinstance(data, str):

@@ -22,7 +22,7 @@ from envdoctor.model import Fact
 from envdoctor.probes import _prestart
 from envdoctor.probes._inproc import find_spec_as_child, same_interpreter
 from envdoctor.probes.base import Probe, ProbeContext
-from envdoctor.runner import CommandResult, Runner, base_env
+from envdoctor.runner import CommandResult, Runner, base_env, decode_output
 
 SCRIPT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "_torch_script.py")
 MARK = "@@envdoctor-torch "
@@ -85,11 +85,7 @@ def _run_child(ctx: ProbeContext, argv: List[str], env: Dict[str, str], timeout:
         return ctx.runner.run(argv, timeout=timeout, env=env)
     proc, started = started_child
     out, err, code, error = _prestart.read_until_done(proc, started, timeout, STATUS_LINE)
-    return CommandResult(tuple(argv), code, _text(out), _text(err), error=error, duration=time.monotonic() - started)
-
-
-def _text(data: Optional[bytes]) -> str:
-    return (data or b"").decode("utf-8", errors="replace")
+    return CommandResult(tuple(argv), code, decode_output(out), decode_output(err), error=error, duration=time.monotonic() - started)
 
 
 def _child_env(env: Dict[str, str]) -> Dict[str, str]:
