@@ -15,12 +15,14 @@ from envdoctor.options import CONTEXT_SETTINGS, format_option
 def _parse_archs(ctx, param, values: Tuple[str, ...]) -> Optional[List[str]]:
     if not values:
         return None
-    from envdoctor.ops.toolkit import parse_arch_list
+    from envdoctor.parsers import arch_list
 
-    try:
-        return parse_arch_list(values)
-    except ValueError as exc:
-        raise click.BadParameter(str(exc))
+    parsed = arch_list.parse(";".join(values))
+    if not parsed.ok or not parsed.entries:
+        raise click.BadParameter(f"torch's extension builder would refuse {';'.join(values)!r} "
+                                 f"({parsed.error()}); give compute capabilities such as 8.0 or 9.0+PTX, "
+                                 "separated by ';' or repeated --arch, or names such as Ampere")
+    return parsed.entries
 
 
 @click.command("build", context_settings=CONTEXT_SETTINGS)

@@ -7,8 +7,9 @@ from typing import Any, List, Mapping
 
 from envdoctor import knowledge as kb
 from envdoctor.model import Fix, Severity
-from envdoctor.rules._helpers import (cc_of, cc_text, env_vars, ev, fmt_mm, gpu_capabilities, mm, python_mm,
+from envdoctor.rules._helpers import (cc_text, env_vars, ev, fmt_mm, gpu_capabilities, mm, python_mm,
                                       release_mm, set_env_fix, torch_info)
+from envdoctor.rules import _build_model as model
 from envdoctor.rules.base import rule
 
 _GIT_URL = "git+https://github.com/facebookresearch/detectron2.git"
@@ -152,7 +153,7 @@ def stack_minimums(ctx):
 
 
 @rule("ED704", area="detectron2", title="Mask2Former's op can be built without a visible GPU",
-      needs=("torch", "env.vars"), fixable=True)
+      needs=("torch", "env.vars"), reads=model.FACTS + ("builds", "gpus"), fixable=True)
 def mask2former_needs_force_cuda(ctx):
     """Mask2Former's MSDeformAttn ``setup.py`` refuses to build its CUDA op when no GPU is
     visible, unless ``FORCE_CUDA=1`` is set.
@@ -176,10 +177,9 @@ def mask2former_needs_force_cuda(ctx):
         missing["FORCE_CUDA"] = "1"
     if not variables.get("TORCH_CUDA_ARCH_LIST"):
         caps = sorted({cc for _, cc in gpu_capabilities(ctx.facts)})
-        archs = [cc_text(cc) for cc in caps] or \
-            [cc_text(cc) for cc in sorted({cc_of(a) for a in torch.get("arch_list") or []} - {None})][-1:]
+        archs = ";".join(cc_text(cc) for cc in caps) or model.default_arch_list(ctx.facts)
         if archs:
-            missing["TORCH_CUDA_ARCH_LIST"] = ";".join(archs)
+            missing["TORCH_CUDA_ARCH_LIST"] = archs
     if not missing:
         return None
     return ctx.finding(

@@ -25,10 +25,35 @@ MISSING = _Missing()
 SITE = "/home/u/venv/lib/python3.11/site-packages"
 CUDA13 = {"root": "/usr/local/cuda-13.0", "real_root": "/usr/local/cuda-13.0", "aliases": ["/usr/local/cuda"],
           "found_via": ["CUDA_HOME", "nvcc on PATH", "/usr/local/cuda*"], "kind": "system", "has_nvcc": True,
-          "has_runtime_header": True, "has_cudart": True, "version": "13.0.88", "version_source": "version.json"}
+          "has_runtime_header": True, "has_cudart": True, "version": "13.0.88", "version_source": "version.json",
+          "lib_dir": "/usr/local/cuda-13.0/lib64", "include_dir": "/usr/local/cuda-13.0/include",
+          "cudart": {"path": "/usr/local/cuda-13.0/lib64/libcudart.so",
+                     "real_path": "/usr/local/cuda-13.0/lib64/libcudart.so.13.0.96", "version": "13.0.96"},
+          "missing_headers": [], "nvcc_real": "/usr/local/cuda-13.0/bin/nvcc", "default_host": None}
 CUDA12 = {"root": "/usr/local/cuda-12.8", "real_root": "/usr/local/cuda-12.8", "aliases": [],
           "found_via": ["/usr/local/cuda*"], "kind": "system", "has_nvcc": True,
-          "has_runtime_header": True, "has_cudart": True, "version": "12.8.93", "version_source": "version.json"}
+          "has_runtime_header": True, "has_cudart": True, "version": "12.8.93", "version_source": "version.json",
+          "lib_dir": "/usr/local/cuda-12.8/lib64", "include_dir": "/usr/local/cuda-12.8/include",
+          "cudart": {"path": "/usr/local/cuda-12.8/lib64/libcudart.so",
+                     "real_path": "/usr/local/cuda-12.8/lib64/libcudart.so.12.8.90", "version": "12.8.90"},
+          "missing_headers": [], "nvcc_real": "/usr/local/cuda-12.8/bin/nvcc", "default_host": None}
+# Debian's nvidia-cuda-toolkit 11.8 (recorded from the real package): nvcc wraps its own gcc-11.
+DISTRO118 = {"root": "/usr", "real_root": "/usr", "aliases": ["/usr/lib/nvidia-cuda-toolkit"],
+             "found_via": ["nvcc on PATH"], "kind": "distribution", "has_nvcc": True, "has_runtime_header": True,
+             "has_cudart": True, "version": "11.8.89", "version_source": "nvcc --version", "lib_dir": "/usr/lib64",
+             "cudart": None, "include_dir": "/usr/include", "missing_headers": [],
+             "nvcc_real": "/usr/lib/nvidia-cuda-toolkit/bin/nvcc",
+             "default_host": {"command": "gcc-11", "path": "/usr/bin/gcc-11",
+                              "via": "/usr/lib/nvidia-cuda-toolkit/bin/gcc (the toolkit's compiler wrapper)"}}
+DISTRO_CUDART = {"path": "/usr/lib/x86_64-linux-gnu/libcudart.so",
+                 "real_path": "/usr/lib/x86_64-linux-gnu/libcudart.so.11.8.89", "version": "11.8.89",
+                 "dir": "/usr/lib/x86_64-linux-gnu"}
+PIP13 = {"root": f"{SITE}/nvidia/cu13", "real_root": f"{SITE}/nvidia/cu13", "aliases": [],
+         "found_via": ["pip nvidia wheels"], "kind": "pip", "has_nvcc": False, "has_runtime_header": True,
+         "has_cudart": True, "version": "13.0.96", "version_source": "dist-info", "lib_dir": f"{SITE}/nvidia/cu13/lib",
+         "cudart": None, "include_dir": f"{SITE}/nvidia/cu13/include", "missing_headers": [], "nvcc_real": None,
+         "default_host": None}
+NO_LIB_HEADERS = ["cublas_v2.h", "cublasLt.h", "cusparse.h", "cusolverDn.h"]
 RTX3090 = {"index": 0, "name": "NVIDIA GeForce RTX 3090", "uuid": "GPU-11111111-2222-3333-4444-555555555555",
            "pci_bus_id": "00000000:01:00.0", "memory_total_mib": 24576, "memory_used_mib": 0,
            "compute_cap": "8.6", "compute_cap_source": "nvidia-smi", "processes": []}
@@ -66,6 +91,12 @@ def healthy() -> Dict[str, Any]:
         "torchvision": {"version": "0.29.1+cu130", "cuda": "13.0", "import_error": None},
         "compiler.gcc": {"path": "/usr/bin/gcc", "version": "12.2.0"},
         "compiler.host": {"path": "/usr/bin/gcc", "name": "gcc", "version": "12.2.0", "via": "default"},
+        "compiler.all": [{"name": "gcc", "path": "/usr/bin/gcc", "version": "12.2.0"},
+                         {"name": "g++", "path": "/usr/bin/g++", "version": "12.2.0"}],
+        "compiler.named": [],
+        "cuda.linker_cudart": None,
+        "cuda.system_headers": {"cuda_runtime.h": None, "cublas_v2.h": None, "cublasLt.h": None, "cusparse.h": None,
+                                "cusolverDn.h": None},
         "env.vars": {"CUDA_HOME": "/usr/local/cuda"},
         "env.path": ["/usr/local/cuda/bin", "/usr/bin"],
         "env.ld_library_path": [],
@@ -192,10 +223,38 @@ FIRES: List[tuple] = [
     ("ED304", Severity.ERROR, {"torchvision": {"version": "0.29.1", "cuda": None, "import_error":
                                                "RuntimeError: operator torchvision::nms does not exist"}},
      ["torchvision::nms"]),
-    ("ED401", Severity.ERROR, {"compiler.host": {"path": "/usr/bin/gcc", "name": "gcc", "version": "16.1.0",
-                                                 "via": "default"}}, ["gcc <= 15", "16.1.0"]),
-    ("ED401", Severity.ERROR, {"compiler.host": {"path": "/usr/bin/gcc-5", "name": "gcc", "version": "5.4.0",
-                                                 "via": "CC"}}, [">= 6"]),
+    ("ED401", Severity.ERROR, {"compiler.gcc": {"path": "/usr/bin/gcc", "version": "16.1.0"},
+                               "compiler.all": [{"name": "gcc-15", "path": "/usr/bin/gcc-15", "version": "15.2.0"},
+                                                {"name": "g++-15", "path": "/usr/bin/g++-15", "version": "15.2.0"}]},
+     ["gcc <= 15", "16.1.0", "gcc on PATH"]),
+    ("ED401", Severity.ERROR, {"env.vars": {"CUDA_HOME": "/usr/local/cuda", "CC": "gcc-5"},
+                               "compiler.named": [{"var": "CC", "value": "gcc-5", "name": "gcc-5",
+                                                   "path": "/usr/bin/gcc-5", "version": "5.4.0"}]}, [">= 6", "CC"]),
+    # Debian's nvcc 11.8 forced onto gcc 12 through CC: its own wrapper would have used gcc-11.
+    ("ED401", Severity.ERROR, {"toolkits": [dict(DISTRO118), dict(CUDA13)], "env.vars": {"CC": "gcc"},
+                               "nvcc.path": "/usr/bin/nvcc", "torch:cpp_ext_cuda_home": "/usr",
+                               "torch:cpp_ext_cuda_home_source": "which nvcc", "torch:cuda": "11.8",
+                               "torch:version": "2.7.1+cu118"}, ["gcc <= 11", "12.2.0"]),
+    ("ED402", Severity.ERROR, {"env.vars": {"CUDA_HOME": "/usr/local/cuda", "CC": "gcc-10", "CXX": "g++-10"},
+                               "compiler.named": [{"var": "CC", "value": "gcc-10", "name": "gcc-10", "path": None,
+                                                   "version": None},
+                                                  {"var": "CXX", "value": "g++-10", "name": "g++-10", "path": None,
+                                                   "version": None}]}, ["gcc-10", "g++-10", "not installed"]),
+    ("ED207", Severity.ERROR, {"env.vars": {}, "nvcc.path": "/usr/local/bin/nvcc",
+                               "torch:cpp_ext_cuda_home": "/usr/local", "torch:cpp_ext_cuda_home_source": "which nvcc",
+                               "cuda.linker_cudart": dict(DISTRO_CUDART)},
+     ["13.0.88", "libcudart.so", "11.8.89", "CUDA 11 runtime"]),
+    ("ED208", Severity.ERROR, {"toolkits": [dict(CUDA13, missing_headers=NO_LIB_HEADERS), dict(DISTRO118),
+                                            dict(PIP13)],
+                               "cuda.system_headers": {h: "/usr/include" for h in NO_LIB_HEADERS}},
+     ["cublas_v2.h", "/usr/include", "11.8.89"]),
+    ("ED208", Severity.WARNING, {"toolkits": [dict(CUDA13, missing_headers=NO_LIB_HEADERS)]},
+     ["cusparse.h", "No such file"]),
+    ("ED508", Severity.ERROR, {"torch:cuda_available": False, "driver.present": False, "gpus": MISSING},
+     ["IndexError", "7.5;8.0;8.6;9.0;10.0;12.0+PTX"]),
+    ("ED508", Severity.WARNING, {"torch:cuda_available": False, "builds": [], "detectron2": None,
+                                 "env.vars": {"CUDA_HOME": "/usr/local/cuda", "TORCH_CUDA_ARCH_LIST": "native"}},
+     ["'native'"]),
     ("ED501", Severity.ERROR, {"env.vars": {"CUDA_HOME": "/usr/local/cuda", "TORCH_CUDA_ARCH_LIST": "6.1;8.6"}},
      ["6.1", "cannot compile"]),
     ("ED501", Severity.ERROR, {"env.vars": {"CUDA_HOME": "/usr/local/cuda", "TORCH_CUDA_ARCH_LIST": "8.0,8.6"}},
@@ -250,7 +309,7 @@ FIRES: List[tuple] = [
      ["mask2former needs torch >= 1.9", "detectron2 needs torch >= 1.8"]),
     ("ED703", Severity.ERROR, {"env.python:version": "3.6.9", "builds": []}, ["detectron2 needs Python >=3.7"]),
     ("ED704", Severity.WARNING, {"torch:cuda_available": False, "driver.present": False, "gpus": MISSING},
-     ["FORCE_CUDA=1", "TORCH_CUDA_ARCH_LIST=12.0", "No CUDA runtime is found"]),
+     ["FORCE_CUDA=1", "TORCH_CUDA_ARCH_LIST=7.5;8.0;8.6;9.0;10.0;12.0+PTX", "No CUDA runtime is found"]),
     ("ED704", Severity.WARNING, {"torch:cuda_available": False, "torch:cuda_error": "CUDA unknown error"},
      ["TORCH_CUDA_ARCH_LIST=8.6"]),
 ]
@@ -286,10 +345,26 @@ SILENT: List[tuple] = [
     ("ED302", {}),
     ("ED303", {}),
     ("ED304", {"torchvision": {"version": "0.29.0", "cuda": 13000, "import_error": None}}),
-    ("ED401", {"compiler.host": {"path": "/usr/bin/gcc", "name": "gcc", "version": "15.1.0", "via": "default"}}),
-    ("ED401", {"compiler.host": {"path": "/usr/bin/gcc", "name": "gcc", "version": "9.4.0", "via": "default"},
+    ("ED401", {"compiler.gcc": {"path": "/usr/bin/gcc", "version": "15.1.0"}}),
+    ("ED401", {"compiler.gcc": {"path": "/usr/bin/gcc", "version": "9.4.0"},
                "toolkits": [dict(CUDA13, version="11.1.105", aliases=["/usr/local/cuda"])],
                "torch:cuda": "11.1", "torch:version": "1.9.0+cu111"}),
+    # Debian's nvcc 11.8 first on PATH with gcc 12 installed: it runs its own gcc-11 (no pin needed).
+    ("ED401", {"toolkits": [dict(DISTRO118), dict(CUDA13)], "env.vars": {}, "nvcc.path": "/usr/bin/nvcc",
+               "torch:cpp_ext_cuda_home": "/usr", "torch:cpp_ext_cuda_home_source": "which nvcc",
+               "compiler.all": [{"name": "gcc-11", "path": "/usr/bin/gcc-11", "version": "11.3.0"}]}),
+    ("ED402", {"env.vars": {"CUDA_HOME": "/usr/local/cuda", "CC": "gcc"},
+               "compiler.named": [{"var": "CC", "value": "gcc", "name": "gcc", "path": "/usr/bin/gcc",
+                                   "version": "12.2.0"}]}),
+    ("ED207", {}),
+    ("ED207", {"cuda.linker_cudart": dict(DISTRO_CUDART)}),  # CUDA_HOME has its own libcudart: that one is taken
+    ("ED208", {}),
+    ("ED208", {"toolkits": [dict(CUDA13, missing_headers=NO_LIB_HEADERS), dict(PIP13)],
+               "env.vars": {"CUDA_HOME": "/usr/local/cuda", "CPATH": f"{SITE}/nvidia/cu13/include"},
+               "cuda.system_headers": {h: f"{SITE}/nvidia/cu13/include" for h in NO_LIB_HEADERS}}),
+    ("ED508", {}),
+    ("ED508", {"torch:cuda_available": False,
+               "env.vars": {"CUDA_HOME": "/usr/local/cuda", "TORCH_CUDA_ARCH_LIST": "8.6"}}),
     ("ED501", {"env.vars": {"CUDA_HOME": "/usr/local/cuda", "TORCH_CUDA_ARCH_LIST": "7.5 8.0;8.6+PTX"}}),
     ("ED501", {"env.vars": {"CUDA_HOME": "/usr/local/cuda", "TORCH_CUDA_ARCH_LIST": "Ampere"}}),
     ("ED502", {"env.vars": {"CUDA_HOME": "/usr/local/cuda", "TORCH_CUDA_ARCH_LIST": "8.0"}}),  # 8.0 SASS runs on 8.6
@@ -352,7 +427,7 @@ def test_healthy_machine_has_no_findings_and_runs_every_rule():
     assert set(statuses.values()) <= {"passed", "skipped"}, statuses
     # Only what this machine does not have is skipped as not applicable.
     skipped = {r.rule: r.detail for r in report.results if r.status == "skipped"}
-    assert set(skipped) == {"ED501", "ED502", "ED505", "ED506", "ED507"}, skipped
+    assert set(skipped) == {"ED501", "ED502", "ED505", "ED506", "ED507", "ED508"}, skipped
     assert all(d.startswith("not applicable: ") for d in skipped.values())
 
 
@@ -377,7 +452,8 @@ def test_fixable_flag_matches_the_fixes_rules_give():
 
 def test_build_blocking_rules_are_the_ones_that_break_builds():
     blocking = {r.code for r in all_rules() if r.blocks_build}
-    assert {"ED111", "ED201", "ED202", "ED203", "ED204", "ED205", "ED401", "ED501"} == blocking
+    assert {"ED111", "ED201", "ED202", "ED203", "ED204", "ED205", "ED207", "ED208", "ED401", "ED402", "ED501",
+            "ED508"} == blocking
 
 
 def _nullable_fields():
@@ -411,3 +487,15 @@ def test_no_rule_crashes_on_null_fields_or_missing_facts(nulled, dropped):
     report = diagnose(make_facts(base=values))
     crashed = [r for r in report.results if r.status == "crashed"]
     assert not crashed, crashed
+
+
+def test_compiler_pin_only_names_an_installed_compiler():
+    # gcc 16 is too new for nvcc 13.0: with gcc-15 installed the fix pins it, without it the fix is manual.
+    installed = findings_of("ED401", {"compiler.gcc": {"path": "/usr/bin/gcc", "version": "16.1.0"},
+                                      "compiler.all": [{"name": "gcc-14", "path": "/usr/bin/gcc-14", "version": "14.2.0"},
+                                                       {"name": "g++-14", "path": "/usr/bin/g++-14",
+                                                        "version": "14.2.0"}]})[0].fixes[0]
+    assert installed.action == "set_env" and installed.params["vars"] == {"CC": "gcc-14", "CXX": "g++-14",
+                                                                          "NVCC_CCBIN": "g++-14"}
+    absent = findings_of("ED401", {"compiler.gcc": {"path": "/usr/bin/gcc", "version": "16.1.0"}})[0].fixes[0]
+    assert absent.action is None and any("install gcc 15" in c for c in absent.commands)
