@@ -192,16 +192,18 @@ def _rebuild_step(path: str, codes: Tuple[str, ...]) -> Step:
 MAX_ROUNDS = 16  # each round takes one fix and re-diagnoses; a plan never needs more
 
 
-def _torch_build(fix: Fix) -> Optional[Tuple[str, str]]:
-    """(release, CUDA) a pip_install fix installs, when it installs torch."""
+def _torch_build(fix: Fix) -> Optional[Tuple[str, str, Tuple[str, ...]]]:
+    """(release, CUDA, argv) a pip_install fix installs, when it installs torch."""
     release, cuda = fix.params.get("torch"), fix.params.get("cuda")
-    return (str(release), str(cuda)) if release and cuda else None
+    return (str(release), str(cuda), tuple(fix.params.get("argv") or ())) if release and cuda else None
 
 
 def _projected_report(report: Report, settings: EnvSettings, torch_build) -> Report:
     from envdoctor import engine
 
-    return engine.diagnose(project.project(report.facts, settings, torch_build))
+    build = (torch_build[0], torch_build[1]) if torch_build else None
+    argv = list(torch_build[2]) if torch_build else None
+    return engine.diagnose(project.project(report.facts, settings, build, argv))
 
 
 def _choose(report: Report, options: Options) -> Tuple[List[Tuple[Finding, Fix]], EnvSettings, List[str],
@@ -218,7 +220,7 @@ def _choose(report: Report, options: Options) -> Tuple[List[Tuple[Finding, Fix]]
     current = _projected_report(report, settings, torch_build) if options.arch_list else report
     for _ in range(MAX_ROUNDS):
         changed = False
-        for finding in _ordered(current.findings):
+        for finding in _ordered(_open_findings(report, current)):
             if finding.code in handled or not options.selects(finding.code):
                 continue
             fix = choose_fix(finding, current.facts)
@@ -246,6 +248,17 @@ def _choose(report: Report, options: Options) -> Tuple[List[Tuple[Finding, Fix]]
     return chosen, settings, env_codes, torch_build, current, notes
 
 
+def _open_findings(report: Report, current: Report) -> List[Finding]:
+    """The findings still to fix on the projected machine: what the rules find there, plus the
+    report's findings whose rule could not judge the projection (its facts are not in the report,
+    e.g. a report pasted from an issue, or a finding no rule here produces)."""
+    if current is report:
+        return list(report.findings)
+    judged = {r.rule for r in current.results if r.status in ("passed", "fired")}
+    seen = {f.code for f in current.findings}
+    return list(current.findings) + [f for f in report.findings if f.code not in judged and f.code not in seen]
+
+
 def _manual_step(finding: Finding) -> Step:
     first = finding.fixes[0]
     commands = tuple(first.commands)
@@ -267,10 +280,12 @@ def plan_fixes(report: Report, options: Options) -> Plan:
     plan.notes.extend(f"conflict: {c}" for c in plan.settings.conflicts)
     plan.after = after
     before_codes = {f.code for f in report.findings}
-    plan.caused = [f for f in after.findings if f.severity == Severity.ERROR and f.code not in before_codes]
+    taken = {finding.code for finding, _ in chosen}
+    # An error the plan causes and leaves (no step of the plan addresses it) refuses the plan.
+    plan.caused = [f for f in after.findings if f.severity == Severity.ERROR and f.code not in before_codes
+                   and f.code not in taken]
     if options.everything:
-        taken = {finding.code for finding, _ in chosen}
-        for finding in _ordered(after.findings):
+        for finding in _ordered(_open_findings(report, after)):
             if finding.code not in taken and finding.fixes and options.selects(finding.code) \
                     and choose_fix(finding, after.facts) is None:
                 plan.steps.append(_manual_step(finding))

@@ -58,7 +58,18 @@ def _torch_after_install(torch: Dict[str, Any], build: Tuple[str, str]) -> Dict[
     return projected
 
 
-def project(facts: FactSet, settings: EnvSettings, torch_build: Optional[Tuple[str, str]] = None) -> FactSet:
+def _torchvision_after_install(facts: FactSet, argv: List[str], cuda: str) -> Optional[Dict[str, Any]]:
+    """The torchvision a pip command pins next to torch (``'torchvision==0.22.*'``), if any."""
+    for arg in argv:
+        name, _, spec = arg.strip("'\"").partition("==")
+        if name == "torchvision" and spec:
+            version = spec.replace(".*", ".0")
+            return {"version": f"{version}+cu{cuda.replace('.', '')}", "cuda": cuda, "import_error": None}
+    return None
+
+
+def project(facts: FactSet, settings: EnvSettings, torch_build: Optional[Tuple[str, str]] = None,
+            pip_argv: Optional[List[str]] = None) -> FactSet:
     """``facts`` as they would be after ``settings`` are in effect and ``torch_build``
     (release, CUDA) is installed."""
     projected = FactSet(list(facts))
@@ -84,6 +95,9 @@ def project(facts: FactSet, settings: EnvSettings, torch_build: Optional[Tuple[s
     torch = dict(facts.value("torch") or {})
     if torch_build:
         torch = _torch_after_install(torch, torch_build)
+        vision = _torchvision_after_install(facts, list(pip_argv or []), torch_build[1])
+        if vision:
+            projected.add(Fact("torchvision", vision, source=SOURCE))
     if torch:
         home, how = cuda_home_guess(variables, projected.value("nvcc.path"), toolkits(facts))
         torch["cpp_ext_cuda_home"], torch["cpp_ext_cuda_home_source"] = home, how
