@@ -227,16 +227,20 @@ def _choose(report: Report, options: Options) -> Tuple[List[Tuple[Finding, Fix]]
             if fix is None:
                 continue
             handled.add(finding.code)
+            position = len(chosen)
             chosen.append((finding, fix))
             # follow-ups (quarantine, then rebuild) come with the chosen fix
             chosen.extend((finding, f) for f in finding.fixes if f.follow_up and f.action in KNOWN_ACTIONS)
             if fix.action == "set_env":
+                conflicts = len(settings.conflicts)
                 try:
                     settings_mod.merge(finding.code, fix.params, settings)
                     env_codes.append(finding.code)
                     changed = True
                 except SettingsError as exc:
                     notes.append(f"{finding.code}: not applied: {exc}")
+                if len(settings.conflicts) > conflicts or finding.code not in env_codes:
+                    del chosen[position:]  # not (fully) applied: this plan does not address the finding
             elif fix.action == "pip_install" and options.everything and options.yes and _torch_build(fix):
                 torch_build = _torch_build(fix)
                 changed = True
