@@ -210,14 +210,19 @@ def is_wsl(ctx: ProbeContext) -> bool:
 
 
 def container(ctx: ProbeContext) -> Optional[str]:
-    """"docker", "podman", "kubernetes", "containerd", "lxc" or None."""
-    if os.path.exists(ctx.path("/.dockerenv")):
+    """"docker", "podman", "kubernetes", "containerd", "lxc", "container" or None. Whether this is
+    a container at all is the environment probe's ``host.in_container`` test; this only names it."""
+    from envdoctor.probes.environment import in_container
+
+    fact = in_container(ctx)
+    if not fact.value:
+        return None
+    if fact.source == "/.dockerenv":
         return "docker"
-    if os.path.exists(ctx.path("/run/.containerenv")):
+    if fact.source == "/run/.containerenv":
         return "podman"
-    cgroup = read_text(ctx.path("/proc/1/cgroup"), 16384) or ""
     for marker, name in (("kubepods", "kubernetes"), ("docker", "docker"), ("libpod", "podman"),
                          ("containerd", "containerd"), ("lxc", "lxc")):
-        if marker in cgroup:
+        if marker in (fact.raw or ""):
             return name
-    return None
+    return "container"

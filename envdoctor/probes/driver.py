@@ -134,6 +134,7 @@ def classify_state(summary: Optional[Dict[str, Any]], kernel_version: Optional[s
     smi_status_ = smi.get("status")
     user = summary.get("nvml_driver_version") or summary.get("user_space_version")
     libs_found = bool(summary.get("libcuda_path") or summary.get("nvml_path"))
+    answered = nvml_ok or cuda_ok or smi_status_ == "ok"
     state: Dict[str, Any] = {
         "state": "none", "user_space_version": user, "kernel_module_version": kernel_version,
         "kernel_module_loaded": module_loaded,
@@ -143,9 +144,10 @@ def classify_state(summary: Optional[Dict[str, Any]], kernel_version: Optional[s
         "smi": smi_status_, "wsl": wsl, "container": container, "device_nodes": list(nodes),
         "nvidia_visible_devices": visible, "child_error": summary.get("child_error"),
     }
-    answered = nvml_ok or cuda_ok or smi_status_ == "ok"
+    # Versions that differ count only when nothing answers: a forward-compatibility libcuda
+    # (cuda-compat) is newer than the kernel module by design, and works.
     mismatch = (nvml_init.get("code") == libs.NVML_LIB_RM_VERSION_MISMATCH or smi_status_ == "library_mismatch"
-                or bool(kernel_version and user and kernel_version != user and not wsl))
+                or bool(kernel_version and user and kernel_version != user and not wsl and not answered))
     if mismatch:
         state["state"] = "library_mismatch"
     elif wsl:  # no /proc/driver/nvidia on WSL2 is normal: the kernel driver is the Windows host's
@@ -177,7 +179,7 @@ def state_summary(state: Dict[str, Any]) -> str:
         return (f"driver/library version mismatch: kernel module {state.get('kernel_module_version') or 'unknown'}, "
                 f"libraries {user or 'unknown'}")
     if name == "wsl":
-        return f"WSL2: the Windows driver{cuda}, libraries in /usr/lib/wsl/lib"
+        return f"{user or 'version unknown'}{cuda}, WSL2: the Windows host's driver, libraries in /usr/lib/wsl/lib"
     if name == "container_no_gpu":
         visible = state.get("nvidia_visible_devices")
         shown = "NVIDIA_VISIBLE_DEVICES unset" if visible is None else f"NVIDIA_VISIBLE_DEVICES={visible!r}"
@@ -190,7 +192,8 @@ def state_summary(state: Dict[str, Any]) -> str:
             or "unknown"
         return f"driver libraries found but the driver does not answer ({why})"
     if name == "ok":
-        return f"driver {user or state.get('kernel_module_version') or ''} answers".replace("  ", " ")
+        version = user or state.get("kernel_module_version")
+        return f"driver {version} answers" if version else "the driver answers"
     return "no NVIDIA driver found"
 
 

@@ -172,6 +172,22 @@ def test_wsl2_without_proc_driver_nvidia_is_normal(tmp_path):
     assert facts.value("driver.present") is True
     assert not facts.has("driver.kernel_module_version")
     assert facts.value("gpus")[0]["compute_cap"] == "8.9"
+    assert state["summary"] == "576.88 (CUDA 12.9), WSL2: the Windows host's driver, libraries in /usr/lib/wsl/lib"
+
+
+def test_gpus_from_libcuda_when_there_is_no_nvml(tmp_path):
+    libcuda_line = recorded("h100-580-working.jsonl").splitlines()[1] + "\n"
+    files = {f"{MULTIARCH}/libcuda.so.580.65.06": "", f"{MULTIARCH}/libcuda.so.1": "->libcuda.so.580.65.06",
+             "proc/driver/nvidia/version": PROC_580}
+    ctx, runner = machine(tmp_path, files, child=libcuda_line)
+    facts = FactSet(driver.probe(ctx) + gpus.probe(ctx))
+    assert '"nvml"' not in child_calls(runner)[0][4]
+    (gpu,) = facts.value("gpus")
+    assert (gpu["name"], gpu["compute_cap"], gpu["compute_cap_source"], gpu["uuid"]) == \
+        ("NVIDIA H100 80GB HBM3", "9.0", "libcuda", None)
+    assert facts.get("gpus").source.startswith("libcuda")
+    assert facts.value("driver.version") == "580.65.06"
+    assert facts.get("driver.version").source == "/proc/driver/nvidia/version"
 
 
 @pytest.mark.parametrize("marker, visible, expected", [
@@ -230,6 +246,9 @@ def test_state_classification_is_pure():
         "init_failed"
     assert driver.classify_state(found, "570.133.07", True, smi_missing, False, None, [], None)["state"] == \
         "library_mismatch"
+    # A forward-compatibility libcuda (cuda-compat) is newer than the module by design and works.
+    compat = dict(found, cu_init={"code": 0}, libcuda_path="/usr/local/cuda-13.0/compat/libcuda.so.580.65.06")
+    assert driver.classify_state(compat, "570.133.07", True, smi_missing, False, None, [], None)["state"] == "ok"
 
 
 # ---- the child, for real -----------------------------------------------------

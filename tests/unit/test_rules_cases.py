@@ -154,7 +154,8 @@ FIRES: List[tuple] = [
                                      "run on the CPU"]),
     ("ED108", Severity.ERROR, dict(NO_DRIVER, **{"driver.state": dict(
         DRIVER_OK, state="no_user_space", libcuda=None, nvml=None, smi="not_found", kernel_module_version=None,
-        kernel_module_loaded=False)}), ["device nodes (/dev/nvidia0, /dev/nvidiactl) present", "no libcuda.so.1 or nvidia-smi"]),
+        kernel_module_loaded=False)}),
+     ["device nodes (/dev/nvidia0, /dev/nvidiactl) present", "no libcuda.so.1 or nvidia-smi"]),
     ("ED109", Severity.ERROR, {"driver.smi": {"status": "not_found", "message": "nvidia-smi is not on PATH"},
                                "driver.version": MISSING, "driver.state": dict(
         DRIVER_OK, state="library_mismatch", kernel_module_version="570.133.07", user_space_version="575.57.08",
@@ -319,8 +320,9 @@ SILENT: List[tuple] = [
     ("ED107", {"driver.state": dict(DRIVER_OK, container="docker")}),  # a container with its GPU
     ("ED108", {}),
     ("ED109", {}),
+    # nvidia-smi saw the mismatch: ED103 reports it, not ED109 again
     ("ED109", {"driver.smi": {"status": "library_mismatch", "message": "Failed to initialize NVML: Driver/library "
-                              "version mismatch"}, "driver.state": dict(DRIVER_OK, state="library_mismatch")}),  # ED103's
+                              "version mismatch"}, "driver.state": dict(DRIVER_OK, state="library_mismatch")}),
 
     ("ED110", {"gpus": [dict(RTX3090, name="NVIDIA GeForce RTX 4090", compute_cap="8.9")]}),  # sm_86 SASS runs on 8.9
     ("ED110", {"gpus": [dict(RTX3090, compute_cap="12.1")], "torch:arch_list": ["sm_80", "compute_90"]}),  # PTX JIT
