@@ -26,6 +26,12 @@ def _torch_warning(ctx) -> Optional[str]:
     return text.splitlines()[0].strip() if text else None
 
 
+def _with_torch(ctx, evidence) -> tuple:
+    """The evidence, plus what torch said at CUDA initialisation when it said something."""
+    warning = _torch_warning(ctx)
+    return tuple(evidence) + ((ev("torch.cuda_error", warning),) if warning else ())
+
+
 def _first_sentence(text: str) -> str:
     """"CUDA initialization: The NVIDIA driver ... too old (found version 12020)" without the advice after it."""
     head = text.split(". ", 1)[0].rstrip(".")
@@ -164,8 +170,8 @@ def container_without_gpu(ctx):
         f"device nodes and no driver libraries."
         + (" torch is a CUDA build and will run on the CPU." if cuda_torch else "")
         + " Expected a container started with GPU access, if a GPU is wanted here.",
-        evidence=(ev("driver.state", "container_no_gpu"), ev("env.NVIDIA_VISIBLE_DEVICES", visible),
-                  ev("driver.state.device_nodes", "none")),
+        evidence=_with_torch(ctx, (ev("driver.state", "container_no_gpu"), ev("env.NVIDIA_VISIBLE_DEVICES", visible),
+                                   ev("driver.state.device_nodes", "none"))),
         fixes=[Fix(summary="Start the container with GPU access (NVIDIA Container Toolkit)",
                    commands=("docker run --gpus all ...", "# Kubernetes: resources.limits: nvidia.com/gpu: 1"),
                    action=None, safe=False)])
@@ -200,8 +206,8 @@ def device_nodes_without_libraries(ctx):
         Severity.ERROR,
         f"NVIDIA {seen or 'hardware'} present, but no libcuda.so.1 or nvidia-smi was found: CUDA programs cannot "
         f"load the driver. Expected the driver's libraries next to its device nodes.",
-        evidence=(ev("driver.state", "no_user_space"), ev("driver.state.device_nodes", nodes or None),
-                  ev("driver.kernel_module_version", module), ev("driver.libs", None)),
+        evidence=_with_torch(ctx, (ev("driver.state", "no_user_space"), ev("driver.state.device_nodes", nodes or None),
+                                   ev("driver.kernel_module_version", module), ev("driver.libs", None))),
         fixes=[Fix(summary="In a container: use the NVIDIA runtime, which mounts the host driver's libraries",
                    commands=("docker run --gpus all -e NVIDIA_DRIVER_CAPABILITIES=compute,utility ...",),
                    action=None, safe=False),
@@ -243,9 +249,9 @@ def driver_libraries_fail(ctx):
     said = "; ".join(f"{label} {value}" for label, value in (("NVML:", state.get("nvml_init")),
                                                              ("cuInit:", state.get("cu_init")),
                                                              ("the probe:", state.get("child_error"))) if value)
-    evidence = (ev("driver.state", name), ev("driver.libs.nvml_init", state.get("nvml_init")),
-                ev("driver.libs.cu_init", state.get("cu_init")),
-                ev("driver.kernel_module_version", state.get("kernel_module_version")))
+    evidence = _with_torch(ctx, (ev("driver.state", name), ev("driver.libs.nvml_init", state.get("nvml_init")),
+                                 ev("driver.libs.cu_init", state.get("cu_init")),
+                                 ev("driver.kernel_module_version", state.get("kernel_module_version"))))
     if name == "library_mismatch":
         return ctx.finding(
             Severity.ERROR,

@@ -64,3 +64,15 @@ def test_healthy_machine_state_rules_pass_or_do_not_apply():
     assert report.findings == []
     assert {r.rule: r.status for r in report.results} == {"ED105": "passed", "ED106": "skipped",
                                                            "ED107": "skipped", "ED108": "passed", "ED109": "passed"}
+
+
+def test_torch_cuda_init_message_is_evidence_of_the_driver_state():
+    from tests.unit.test_rules_cases import DRIVER_OK, MISSING
+    mismatch = {"driver.smi": {"status": "not_found", "message": "nvidia-smi is not on PATH"}, "driver.version": MISSING,
+                "driver.state": dict(DRIVER_OK, state="library_mismatch", kernel_module_version="570.133.07",
+                                     user_space_version="575.57.08", nvml_init="NVML_ERROR_LIB_RM_VERSION_MISMATCH")}
+    said = "CUDA initialization: CUDA driver initialization failed, you might not have a CUDA gpu. (Triggered ...)"
+    (quiet,) = findings_of("ED109", mismatch)
+    assert not any(e.startswith("torch.cuda_error") for e in quiet.evidence)
+    (loud,) = findings_of("ED109", dict(mismatch, **{"torch:cuda_available": False, "torch:cuda_error": said}))
+    assert f"torch.cuda_error = {said}" in loud.evidence
