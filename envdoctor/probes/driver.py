@@ -13,6 +13,7 @@ else NVML, else the ``nvidia-smi`` header. The fact's source says which.
 """
 from __future__ import annotations
 
+import os
 import re
 from typing import Any, Dict, List, Optional, Tuple
 
@@ -26,11 +27,22 @@ KEYS = ("driver.present", "driver.smi", "driver.version", "driver.cuda_max", "dr
         "driver.libs", "driver.state")
 SMI_TIMEOUT = 5.0  # nvidia-smi can hang on a wedged GPU; the check must not
 PROC_VERSION = "/proc/driver/nvidia/version"
+WSL_SMI = "/usr/lib/wsl/lib/nvidia-smi"
 STATES = ("ok", "wsl", "none", "user_space_only", "library_mismatch", "container_no_gpu", "no_user_space",
           "init_failed")
 CHILD_SOURCE = "NVML and libcuda through ctypes in a child interpreter"
 # NVIDIA_VISIBLE_DEVICES values with which the NVIDIA container runtime exposes no GPU.
 _NO_GPU_VISIBLE = ("", "void", "none")
+
+
+def find_smi(ctx: ProbeContext) -> Optional[str]:
+    """nvidia-smi on PATH, else WSL2's (in /usr/lib/wsl/lib, which is rarely on PATH)."""
+    found = ctx.which("nvidia-smi")
+    if found is None:
+        wsl = ctx.path(WSL_SMI)
+        if os.path.isfile(wsl) and os.access(wsl, os.X_OK):
+            found = wsl
+    return found
 
 
 def smi_timeout(ctx: ProbeContext) -> float:
@@ -260,7 +272,7 @@ def probe(ctx: ProbeContext) -> List[Fact]:
     report = libs.observe(ctx)
     libs_fact = _libs_fact(report)
     summary = libs_fact.value or {}
-    smi_path = ctx.which("nvidia-smi")
+    smi_path = find_smi(ctx)
     smi, query, header, banner_raw = _run_smi(ctx, smi_path)
     if query is None:
         facts.append(Fact("driver.smi", smi, source="PATH lookup"))

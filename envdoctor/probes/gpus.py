@@ -16,7 +16,7 @@ from envdoctor.model import Fact
 from envdoctor.parsers import nvidia_smi
 from envdoctor.probes.base import Probe, ProbeContext
 from envdoctor.probes import _driver_libs
-from envdoctor.probes.driver import library_summary, smi_status, smi_timeout
+from envdoctor.probes.driver import find_smi, library_summary, smi_status, smi_timeout
 
 FIELDS = ("index", "name", "uuid", "pci.bus_id", "memory.total", "memory.used", "compute_cap")
 APP_FIELDS = ("gpu_uuid", "pid", "process_name", "used_memory")
@@ -111,7 +111,7 @@ def _from_libraries(ctx: ProbeContext) -> Optional[Fact]:
 
 
 def probe(ctx: ProbeContext) -> List[Fact]:
-    smi = ctx.which("nvidia-smi")
+    smi = find_smi(ctx)
     if smi is None:
         return [_from_libraries(ctx) or Fact.unavailable("gpus", "nvidia-smi is not on PATH", source="PATH lookup")]
     fields = FIELDS

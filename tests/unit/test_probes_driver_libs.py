@@ -173,6 +173,20 @@ def test_wsl2_without_proc_driver_nvidia_is_normal(tmp_path):
     assert not facts.has("driver.kernel_module_version")
     assert facts.value("gpus")[0]["compute_cap"] == "8.9"
     assert state["summary"] == "576.88 (CUDA 12.9), WSL2: the Windows host's driver, libraries in /usr/lib/wsl/lib"
+    assert facts.value("driver.smi")["status"] == "not_found"
+
+
+def test_wsl2_nvidia_smi_off_path_is_found_too(tmp_path):
+    files = dict(libs_at("usr/lib/wsl/lib"), **{"proc/version": "Linux version 5.15.167.4-microsoft-standard-WSL2"})
+    ctx, runner = machine(tmp_path, files, child=recorded("wsl2-576-working.jsonl"),
+                          smi=lambda argv: CommandResult(argv, 0, "576.88\n"))
+    os.remove(os.path.join(ctx.env["PATH"], "nvidia-smi"))  # not on PATH, as in WSL2
+    write_fake(os.path.join(ctx.root, "usr/lib/wsl/lib"), "nvidia-smi", "unused: the FakeRunner answers")
+    facts = FactSet(driver.probe(ctx))
+    assert facts.value("driver.smi")["path"] == ctx.path("/usr/lib/wsl/lib/nvidia-smi")
+    assert facts.value("driver.version") == "576.88"
+    assert facts.get("driver.version").source == "nvidia-smi --query-gpu=driver_version"
+    assert facts.value("driver.state")["state"] == "wsl"
 
 
 def test_gpus_from_libcuda_when_there_is_no_nvml(tmp_path):
