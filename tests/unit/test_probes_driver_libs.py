@@ -189,10 +189,11 @@ def test_wsl2_nvidia_smi_off_path_is_found_too(tmp_path):
     assert facts.value("driver.state")["state"] == "wsl"
 
 
-def test_gpus_from_libcuda_when_there_is_no_nvml(tmp_path):
+def test_container_with_device_nodes_and_libcuda_but_no_nvidia_smi_or_nvml(tmp_path):
+    """NVIDIA_DRIVER_CAPABILITIES=compute: the runtime mounts libcuda, not nvidia-smi or NVML."""
     libcuda_line = recorded("h100-580-working.jsonl").splitlines()[1] + "\n"
     files = {f"{MULTIARCH}/libcuda.so.580.65.06": "", f"{MULTIARCH}/libcuda.so.1": "->libcuda.so.580.65.06",
-             "proc/driver/nvidia/version": PROC_580}
+             "proc/driver/nvidia/version": PROC_580, ".dockerenv": "", "dev/nvidia0": "", "dev/nvidiactl": ""}
     ctx, runner = machine(tmp_path, files, child=libcuda_line)
     facts = FactSet(driver.probe(ctx) + gpus.probe(ctx))
     assert '"nvml"' not in child_calls(runner)[0][4]
@@ -202,6 +203,8 @@ def test_gpus_from_libcuda_when_there_is_no_nvml(tmp_path):
     assert facts.get("gpus").source.startswith("libcuda")
     assert facts.value("driver.version") == "580.65.06"
     assert facts.get("driver.version").source == "/proc/driver/nvidia/version"
+    state = facts.value("driver.state")
+    assert (state["state"], state["container"], state["smi"]) == ("ok", "docker", "not_found")
 
 
 @pytest.mark.parametrize("marker, visible, expected", [
