@@ -68,6 +68,9 @@ def user_space_driver_without_kernel_module(ctx):
     driver (install its kernel module package for the running kernel, then
     reboot); in a container, start it with GPU access. Without a GPU nothing
     needs fixing: CUDA code can still be compiled.
+
+    Also reads, when present: ``torch`` (its CUDA-init message is evidence, and
+    whether this driver could run torch's CUDA once loaded).
     """
     state = _state(ctx)
     if state.get("state") != "user_space_only":
@@ -153,6 +156,9 @@ def container_without_gpu(ctx):
 
     Fix: start the container with ``--gpus all`` (or request ``nvidia.com/gpu``
     in Kubernetes); nothing to do if it is meant to be CPU-only.
+
+    Also reads, when present: ``torch`` (a CUDA build makes this a warning; its
+    CUDA-init message is evidence).
     """
     state = _state(ctx)
     if not state.get("container"):
@@ -190,6 +196,8 @@ def device_nodes_without_libraries(ctx):
     Fix: start the container with ``--gpus all`` (the runtime mounts the
     driver libraries that match the host's module); on a host, install the
     user-space package of the loaded driver's version.
+
+    Also reads, when present: ``torch`` (its CUDA-init message is evidence).
     """
     state = _state(ctx)
     if state.get("state") != "no_user_space":
@@ -237,6 +245,10 @@ def driver_libraries_fail(ctx):
 
     Fix: reboot (or reload the nvidia kernel modules) after a driver update;
     otherwise read ``dmesg`` for the driver's own error.
+
+    Also reads, when present: ``driver.smi``, ``driver.kernel_module_version``
+    and ``driver.version`` (to leave to ED103 what nvidia-smi already showed),
+    and ``torch`` (its CUDA-init message is evidence).
     """
     state = _state(ctx)
     name = state.get("state")
