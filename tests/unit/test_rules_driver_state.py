@@ -4,7 +4,7 @@ from __future__ import annotations
 from envdoctor import knowledge as kb
 from envdoctor.engine import diagnose
 from envdoctor.model import Severity
-from tests.unit.test_rules_cases import findings_of, make_facts
+from tests.unit.test_rules_cases import DRIVER_OK, MISSING, findings_of, make_facts
 from tests.unit.test_rules_scenarios import by_code, load, no_crashes
 
 
@@ -67,8 +67,8 @@ def test_healthy_machine_state_rules_pass_or_do_not_apply():
 
 
 def test_torch_cuda_init_message_is_evidence_of_the_driver_state():
-    from tests.unit.test_rules_cases import DRIVER_OK, MISSING
-    mismatch = {"driver.smi": {"status": "not_found", "message": "nvidia-smi is not on PATH"}, "driver.version": MISSING,
+    mismatch = {"driver.smi": {"status": "not_found", "message": "nvidia-smi is not on PATH"},
+                "driver.version": MISSING,
                 "driver.state": dict(DRIVER_OK, state="library_mismatch", kernel_module_version="570.133.07",
                                      user_space_version="575.57.08", nvml_init="NVML_ERROR_LIB_RM_VERSION_MISMATCH")}
     said = "CUDA initialization: CUDA driver initialization failed, you might not have a CUDA gpu. (Triggered ...)"
