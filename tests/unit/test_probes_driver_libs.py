@@ -255,6 +255,7 @@ def test_a_hung_child_is_a_recorded_timeout(tmp_path):
 
 def test_state_classification_is_pure():
     smi_missing = {"status": "not_found"}
+    assert driver.classify_state({}, None, False, smi_missing, False, "docker", [], None)["state"] in driver.STATES
     assert driver.classify_state({}, None, False, smi_missing, False, None, [], None)["state"] == "none"
     assert driver.classify_state({}, "580.65.06", True, {"status": "ok"}, False, None, [], None)["state"] == "ok"
     found = {"libcuda_path": "/usr/lib/x86_64-linux-gnu/libcuda.so.580.65.06", "cu_init": {"code": 999},
