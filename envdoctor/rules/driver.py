@@ -79,15 +79,18 @@ def driver_too_old_for_toolkit(ctx):
         return None
     reason = str(verdict.get("reason") or "") + unverified_note(verdict.get("unverified"), "driver")
     minimum = verdict.get("min_driver") or kb.min_driver_for_cuda(nvcc)
-    driver_max = ctx.value("driver.cuda_max") or kb.driver_max_cuda(driver)
+    # check_driver_for_cuda is ED101's verdict too; its reason and newest_cuda_for_driver apply
+    # minor-version compatibility, so a driver runs more than the "CUDA Version" it reports.
+    newest = kb.newest_cuda_for_driver(driver)
+    reported = ctx.value("driver.cuda_max") or kb.driver_max_cuda(driver)
+    target = (f"a CUDA toolkit driver {driver} runs (CUDA {newest.split('.')[0]}.x up to {newest}), matching "
+              f"torch's CUDA" if newest else "a CUDA toolkit of the major your driver supports, matching torch's CUDA")
     return ctx.finding(
         Severity.WARNING,
         f"nvcc {nvcc} (at {ctx.value('nvcc.toolkit') or ctx.value('nvcc.path')}) produces code that needs a "
-        f"driver >= {minimum or 'a newer one'}; driver {driver} supports CUDA up to {driver_max or 'an older'} "
-        f"({reason}). Extensions it builds will fail to run.",
-        evidence=(ev("driver.version", driver), ev("nvcc.version", nvcc), ev("driver.cuda_max", driver_max)),
-        fixes=[Fix(summary=f"Build with a CUDA toolkit no newer than {driver_max} (matching torch's CUDA), "
-                           f"with CUDA_HOME on it", commands=(), action=None),
+        f"driver >= {minimum or 'a newer one'}: {reason}. Extensions it builds will fail to run.",
+        evidence=(ev("driver.version", driver), ev("nvcc.version", nvcc), ev("driver.cuda_max", reported)),
+        fixes=[Fix(summary=f"Build with {target}, with CUDA_HOME on it", commands=(), action=None),
                _driver_upgrade_fix(minimum)])
 
 

@@ -65,6 +65,25 @@ FRESH = {"torch": "2.14.1", "cuda_home": "/usr/local/cuda-13.0", "nvcc": "/usr/l
          "cuda": "13.0", "python": "3.11", "archs": ["sm_86"], "cxx11_abi": True}
 
 
+DRIVER_OK = {"state": "ok", "user_space_version": "580.65.06", "kernel_module_version": "580.65.06",
+             "kernel_module_loaded": True, "cuda_max": "13.0",
+             "libcuda": "/usr/lib/x86_64-linux-gnu/libcuda.so.580.65.06",
+             "nvml": "/usr/lib/x86_64-linux-gnu/libnvidia-ml.so.580.65.06", "cu_init": "CUDA_SUCCESS (0)",
+             "nvml_init": "NVML_SUCCESS", "smi": "ok", "wsl": False, "container": None,
+             "device_nodes": ["/dev/nvidia0", "/dev/nvidiactl"], "nvidia_visible_devices": None, "child_error": None,
+             "summary": "driver 580.65.06 answers"}
+USER_SPACE_535 = dict(DRIVER_OK, state="user_space_only", user_space_version="535.309.01", kernel_module_version=None,
+                      kernel_module_loaded=False, cuda_max="12.2",
+                      libcuda="/usr/lib/x86_64-linux-gnu/nvidia/current/libcuda.so.535.309.01",
+                      cu_init="CUDA_ERROR_NO_DEVICE (100)", nvml_init="NVML_ERROR_DRIVER_NOT_LOADED",
+                      smi="not_found", container="docker", device_nodes=[])
+NO_DRIVER = {"driver.present": False, "driver.version": MISSING, "driver.cuda_max": MISSING,
+             "driver.kernel_module_version": MISSING, "gpus": MISSING,
+             "driver.smi": {"status": "not_found", "message": "nvidia-smi is not on PATH", "path": None}}
+TOO_OLD = ("The NVIDIA driver on your system is too old (found version 12020). Please update your GPU driver by "
+           "downloading and installing a new version from the URL: http://www.nvidia.com/Download/index.aspx")
+
+
 def healthy() -> Dict[str, Any]:
     """A machine where everything is right: torch 2.14.1+cu130, driver 580, RTX 3090, CUDA 13.0."""
     return {
@@ -73,6 +92,7 @@ def healthy() -> Dict[str, Any]:
         "driver.version": "580.65.06",
         "driver.cuda_max": "13.0",
         "driver.kernel_module_version": "580.65.06",
+        "driver.state": dict(DRIVER_OK),
         "gpus": [dict(RTX3090)],
         "toolkits": [dict(CUDA13)],
         "nvcc.path": "/usr/local/cuda/bin/nvcc",
@@ -148,6 +168,34 @@ FIRES: List[tuple] = [
     ("ED101", Severity.ERROR, {"driver.version": "535.104.05", "driver.cuda_max": "12.2"}, ["580"]),
     ("ED102", Severity.WARNING, {"driver.version": "535.104.05", "driver.cuda_max": "12.2",
                                  "torch:cuda": "12.8", "torch:version": "2.14.1+cu128"}, ["13.0.88", "535.104.05"]),
+    ("ED102", Severity.WARNING, {"driver.version": "470.82.01", "driver.cuda_max": "11.4", "torch:cuda": "11.8",
+                                 "torch:version": "2.7.1+cu118"}, ["runs CUDA <= 11.8",
+                                                                   "11.x through minor-version compatibility"]),
+    ("ED105", Severity.WARNING, dict(NO_DRIVER, **{"driver.state": USER_SPACE_535, "torch:cuda_available": False,
+                                                   "torch:cuda_error": TOO_OLD}),
+     ["User-space driver 535.309.01 installed", "CUDA 12.2", "kernel module not loaded",
+      "CUDA_ERROR_NO_DEVICE (100)", "found version 12020", "needs driver >= 580"]),
+    ("ED106", Severity.INFO, {"driver.state": dict(DRIVER_OK, state="wsl", wsl=True, kernel_module_version=None,
+                                                   libcuda="/usr/lib/wsl/lib/libcuda.so.1")}, ["WSL2", "normal"]),
+    ("ED106", Severity.WARNING, {"driver.state": dict(DRIVER_OK, state="wsl", wsl=True)},
+     ["shadows the Windows driver"]),
+    ("ED107", Severity.WARNING, dict(NO_DRIVER, **{"driver.state": dict(
+        DRIVER_OK, state="container_no_gpu", container="docker", nvidia_visible_devices="void", device_nodes=[],
+        libcuda=None, nvml=None)}), ["docker container has no GPU", "NVIDIA_VISIBLE_DEVICES='void'",
+                                     "run on the CPU"]),
+    ("ED108", Severity.ERROR, dict(NO_DRIVER, **{"driver.state": dict(
+        DRIVER_OK, state="no_user_space", libcuda=None, nvml=None, smi="not_found", kernel_module_version=None,
+        kernel_module_loaded=False)}),
+     ["device nodes (/dev/nvidia0, /dev/nvidiactl) present", "no libcuda.so.1 or nvidia-smi"]),
+    ("ED109", Severity.ERROR, {"driver.smi": {"status": "not_found", "message": "nvidia-smi is not on PATH"},
+                               "driver.version": MISSING, "driver.state": dict(
+        DRIVER_OK, state="library_mismatch", kernel_module_version="570.133.07", user_space_version="575.57.08",
+        nvml_init="NVML_ERROR_LIB_RM_VERSION_MISMATCH", smi="not_found")},
+     ["570.133.07", "575.57.08", "NVML_ERROR_LIB_RM_VERSION_MISMATCH"]),
+    ("ED109", Severity.ERROR, {"driver.smi": {"status": "not_found", "message": "nvidia-smi is not on PATH"},
+                               "driver.state": dict(DRIVER_OK, state="init_failed", cu_init="CUDA_ERROR_UNKNOWN (999)",
+                                                    nvml_init=None, smi="not_found")},
+     ["does not answer", "CUDA_ERROR_UNKNOWN (999)"]),
     ("ED103", Severity.ERROR, {"driver.smi": {"status": "library_mismatch", "message":
                                               "Failed to initialize NVML: Driver/library version mismatch"}},
      ["mismatch", "Failed to initialize NVML"]),
@@ -324,6 +372,17 @@ SILENT: List[tuple] = [
     ("ED103", {"driver.smi": {"status": "not_found", "message": "nvidia-smi is not on PATH"},
                "driver.kernel_module_version": MISSING}),
     ("ED104", {"driver.cuda_max": "13.0"}),
+    ("ED105", {}),
+    ("ED105", dict(NO_DRIVER, **{"driver.state": dict(USER_SPACE_535, state="container_no_gpu")})),
+    ("ED106", {"driver.state": dict(DRIVER_OK, wsl=True, state="init_failed")}),
+    ("ED107", {}),
+    ("ED107", {"driver.state": dict(DRIVER_OK, container="docker")}),  # a container with its GPU
+    ("ED108", {}),
+    ("ED109", {}),
+    # nvidia-smi saw the mismatch: ED103 reports it, not ED109 again
+    ("ED109", {"driver.smi": {"status": "library_mismatch", "message": "Failed to initialize NVML: Driver/library "
+                              "version mismatch"}, "driver.state": dict(DRIVER_OK, state="library_mismatch")}),
+
     ("ED110", {"gpus": [dict(RTX3090, name="NVIDIA GeForce RTX 4090", compute_cap="8.9")]}),  # sm_86 SASS runs on 8.9
     ("ED110", {"gpus": [dict(RTX3090, compute_cap="12.1")], "torch:arch_list": ["sm_80", "compute_90"]}),  # PTX JIT
     ("ED111", {"gpus": [dict(GTX1080)], "env.vars": {"CUDA_HOME": "/usr/local/cuda", "TORCH_CUDA_ARCH_LIST": "8.6"}}),
@@ -427,7 +486,7 @@ def test_healthy_machine_has_no_findings_and_runs_every_rule():
     assert set(statuses.values()) <= {"passed", "skipped"}, statuses
     # Only what this machine does not have is skipped as not applicable.
     skipped = {r.rule: r.detail for r in report.results if r.status == "skipped"}
-    assert set(skipped) == {"ED501", "ED502", "ED505", "ED506", "ED507", "ED508"}, skipped
+    assert set(skipped) == {"ED106", "ED107", "ED501", "ED502", "ED505", "ED506", "ED507", "ED508"}, skipped
     assert all(d.startswith("not applicable: ") for d in skipped.values())
 
 
