@@ -37,7 +37,7 @@ def _rebuild_fixes(detectron2: Mapping[str, Any]) -> List[Fix]:
     return fixes
 
 
-@rule("ED701", area="detectron2", title="detectron2 imports", needs=("detectron2",), fixable=True)
+@rule("ED701", area="detectron2", title="detectron2 imports", needs=("detectron2",), fixable=True, reads=("torch",))
 def detectron2_does_not_import(ctx):
     """detectron2 is installed but ``detectron2._C`` (its compiled ops) does not import.
 
@@ -113,7 +113,7 @@ def _uses_mask2former(ctx) -> bool:
 
 
 @rule("ED703", area="detectron2", title="torch and Python meet detectron2/Mask2Former's minimums",
-      needs=("torch",))
+      needs=("torch",), reads=("builds", "detectron2", "env.python", "ext_sources"))
 def stack_minimums(ctx):
     """torch or Python is older than what detectron2 or Mask2Former require.
 
@@ -153,7 +153,7 @@ def stack_minimums(ctx):
 
 
 @rule("ED704", area="detectron2", title="Mask2Former's op can be built without a visible GPU",
-      needs=("torch", "env.vars"), reads=model.FACTS + ("builds", "gpus"), fixable=True)
+      needs=("torch", "env.vars"), reads=model.FACTS + ("builds", "gpus") + ("ext_sources",), fixable=True)
 def mask2former_needs_force_cuda(ctx):
     """Mask2Former's MSDeformAttn ``setup.py`` refuses to build its CUDA op when no GPU is
     visible, unless ``FORCE_CUDA=1`` is set.

@@ -22,7 +22,7 @@ def _driver_upgrade_fix(minimum: Optional[str]) -> Fix:
 
 
 @rule("ED101", area="driver", title="Driver runs torch's CUDA build", needs=("driver.version", "torch"),
-      fixable=True)
+      fixable=True, reads=("env.python",))
 def driver_too_old_for_torch(ctx):
     """The NVIDIA driver is too old for the CUDA version torch was built with.
 
@@ -60,7 +60,7 @@ def driver_too_old_for_torch(ctx):
 
 
 @rule("ED102", area="driver", title="Driver runs code built by the CUDA toolkit",
-      needs=("driver.version", "nvcc.version"))
+      needs=("driver.version", "nvcc.version"), reads=("driver.cuda_max", "nvcc.toolkit"))
 def driver_too_old_for_toolkit(ctx):
     """The driver is too old for the CUDA toolkit (nvcc) that builds extensions.
 
@@ -113,7 +113,8 @@ _SMI_PROBLEMS = {
 }
 
 
-@rule("ED103", area="driver", title="nvidia-smi talks to the driver", needs=("driver.smi",))
+@rule("ED103", area="driver", title="nvidia-smi talks to the driver", needs=("driver.smi",),
+      reads=("driver.kernel_module_version", "driver.version"))
 def smi_fails(ctx):
     """``nvidia-smi`` exists but cannot talk to the driver, or the driver libraries
     do not match the loaded kernel module.
@@ -145,7 +146,8 @@ def smi_fails(ctx):
                                  f"GPUs.", evidence=(ev("driver.smi.status", status), "driver.smi"), fixes=[fix])
 
 
-@rule("ED104", area="driver", title="nvidia-smi's \"CUDA Version\" read correctly", needs=("driver.cuda_max",))
+@rule("ED104", area="driver", title="nvidia-smi's \"CUDA Version\" read correctly", needs=("driver.cuda_max",),
+      reads=("driver.version", "nvcc.version", "torch"))
 def smi_cuda_version_is_a_maximum(ctx):
     """Explains that the "CUDA Version" printed by ``nvidia-smi`` is the newest CUDA
     the driver supports, not an installed CUDA toolkit.
@@ -190,7 +192,8 @@ def _torch_build_for_gpu(ctx, cc) -> Optional[Fix]:
                                           f"{sm_name(cc)}")
 
 
-@rule("ED110", area="gpus", title="torch has kernels for every GPU", needs=("gpus", "torch"), fixable=True)
+@rule("ED110", area="gpus", title="torch has kernels for every GPU", needs=("gpus", "torch"), fixable=True,
+      reads=("driver.version", "env.python"))
 def gpu_missing_from_torch_arch_list(ctx):
     """A GPU's compute capability is missing from the architectures torch was built for.
 
@@ -244,7 +247,8 @@ def _arch_range(support) -> str:
     return ""
 
 
-@rule("ED111", area="gpus", title="nvcc can compile for every GPU", needs=("gpus",), blocks_build=True)
+@rule("ED111", area="gpus", title="nvcc can compile for every GPU", needs=("gpus",), blocks_build=True,
+      reads=("env.vars", "nvcc.path", "nvcc.version", "toolkits", "torch"))
 def gpu_unknown_to_nvcc(ctx):
     """The CUDA toolkit that builds extensions cannot compile for a GPU in this machine.
 

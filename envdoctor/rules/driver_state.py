@@ -50,7 +50,8 @@ def _torch_verdict(ctx, driver: Optional[str]) -> str:
     return ""
 
 
-@rule("ED105", area="driver", title="The installed driver has its kernel module", needs=("driver.state",))
+@rule("ED105", area="driver", title="The installed driver has its kernel module", needs=("driver.state",),
+      reads=("torch",))
 def user_space_driver_without_kernel_module(ctx):
     """The NVIDIA user-space driver (``libcuda.so.1``, ``libnvidia-ml.so.1``) is
     installed but its kernel module is not loaded (no ``/proc/driver/nvidia``).
@@ -143,7 +144,7 @@ def wsl_driver(ctx):
         evidence=(ev("driver.state", "wsl"), ev("driver.libs.libcuda_path", libcuda or None)))
 
 
-@rule("ED107", area="driver", title="The container has a GPU", needs=("driver.state",))
+@rule("ED107", area="driver", title="The container has a GPU", needs=("driver.state",), reads=("torch",))
 def container_without_gpu(ctx):
     """envdoctor runs in a container that was given no GPU: no ``/dev/nvidia*``
     device nodes, no driver libraries, and ``NVIDIA_VISIBLE_DEVICES`` unset or
@@ -183,7 +184,7 @@ def container_without_gpu(ctx):
                    action=None, safe=False)])
 
 
-@rule("ED108", area="driver", title="Driver libraries are there for the GPU", needs=("driver.state",))
+@rule("ED108", area="driver", title="Driver libraries are there for the GPU", needs=("driver.state",), reads=("torch",))
 def device_nodes_without_libraries(ctx):
     """NVIDIA device nodes (``/dev/nvidia0``...) or a loaded kernel module are
     present, but neither ``libcuda.so.1`` nor ``nvidia-smi`` can be found.
@@ -232,7 +233,8 @@ def _seen_by_smi(ctx) -> bool:
                                                          and kernel != user)
 
 
-@rule("ED109", area="driver", title="The driver's libraries talk to its kernel module", needs=("driver.state",))
+@rule("ED109", area="driver", title="The driver's libraries talk to its kernel module", needs=("driver.state",),
+      reads=("driver.kernel_module_version", "driver.smi", "driver.version", "torch"))
 def driver_libraries_fail(ctx):
     """The driver's own libraries cannot talk to the driver: NVML returns
     ``NVML_ERROR_LIB_RM_VERSION_MISMATCH`` (the libraries were updated and the

@@ -34,7 +34,7 @@ def _suggested_arch_list(ctx, cuda: Optional[str]) -> Optional[str]:
 
 
 @rule("ED501", area="env", title="TORCH_CUDA_ARCH_LIST can be built", needs=("env.vars",), blocks_build=True,
-      fixable=True)
+      fixable=True, reads=("gpus", "toolkits", "torch"))
 def arch_list_unbuildable(ctx):
     """``TORCH_CUDA_ARCH_LIST`` holds entries torch cannot parse or the nvcc that builds
     extensions cannot compile for.
@@ -155,7 +155,7 @@ def arch_list_misses_gpu(ctx):
                            {"TORCH_CUDA_ARCH_LIST": wanted})])
 
 
-@rule("ED503", area="env", title="ninja is installed", fixable=True)
+@rule("ED503", area="env", title="ninja is installed", fixable=True, reads=("env.ninja",))
 def ninja_missing(ctx):
     """``ninja`` is not installed in this environment.
 
@@ -180,7 +180,8 @@ def ninja_missing(ctx):
                    safe=False)])
 
 
-@rule("ED504", area="env", title="RAM is enough for parallel nvcc jobs", needs=("env.resources",), fixable=True)
+@rule("ED504", area="env", title="RAM is enough for parallel nvcc jobs", needs=("env.resources",), fixable=True,
+      reads=("env.vars",))
 def ram_too_small_for_jobs(ctx):
     """The parallel compile jobs of an extension build may exhaust the RAM.
 
@@ -251,7 +252,7 @@ def _visible_devices_problems(value: str, found: list) -> Tuple[List[str], List[
     return used, problems
 
 
-@rule("ED505", area="env", title="CUDA_VISIBLE_DEVICES is valid", needs=("env.vars",), fixable=True)
+@rule("ED505", area="env", title="CUDA_VISIBLE_DEVICES is valid", needs=("env.vars",), fixable=True, reads=("gpus",))
 def visible_devices_invalid(ctx):
     """``CUDA_VISIBLE_DEVICES`` has entries CUDA cannot use, or hides every GPU.
 
@@ -285,7 +286,8 @@ def visible_devices_invalid(ctx):
         evidence=(ev("env.CUDA_VISIBLE_DEVICES", repr(value)), ev("gpus.count", len(found))), fixes=[fix])
 
 
-@rule("ED506", area="env", title="nvidia-smi and CUDA number the GPUs alike", needs=("gpus",), fixable=True)
+@rule("ED506", area="env", title="nvidia-smi and CUDA number the GPUs alike", needs=("gpus",), fixable=True,
+      reads=("env.vars", "torch"))
 def device_order_differs(ctx):
     """GPUs of different models are numbered differently by ``nvidia-smi`` and CUDA.
 

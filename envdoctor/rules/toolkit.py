@@ -75,7 +75,8 @@ def _torch_for_toolkit_fix(ctx, toolkit_cuda: Tuple[int, int]) -> Optional[Fix]:
                                           f"code works with it)")
 
 
-@rule("ED201", area="toolkit", title="An nvcc is available for CUDA builds", needs=("torch",), blocks_build=True)
+@rule("ED201", area="toolkit", title="An nvcc is available for CUDA builds", needs=("torch",), blocks_build=True,
+      reads=("builds", "env.python", "env.vars", "nvcc.path", "toolkits"))
 def no_nvcc(ctx):
     """torch is a CUDA build, but no CUDA compiler (nvcc) was found anywhere.
 
@@ -107,7 +108,7 @@ def no_nvcc(ctx):
 
 
 @rule("ED202", area="toolkit", title="nvcc matches torch's CUDA", needs=("torch",), blocks_build=True,
-      fixable=True)
+      fixable=True, reads=("driver.version", "env.python", "env.vars", "nvcc.toolkit", "toolkits"))
 def nvcc_torch_mismatch(ctx):
     """The toolkit extension builds use has a different CUDA version than torch.
 
@@ -155,7 +156,8 @@ def nvcc_torch_mismatch(ctx):
 
 
 @rule("ED203", area="toolkit", title="CUDA_HOME set, or torch's guess usable", needs=("torch",), blocks_build=True,
-      fixable=True)
+      fixable=True,
+      reads=("compiler.gcc", "cuda.linker_cudart", "cuda.system_headers", "env.python", "env.vars", "nvcc.path", "nvcc.real_path", "nvcc.toolkit", "nvcc.version", "toolkits"))
 def cuda_home_unset_guess_broken(ctx):
     """``CUDA_HOME`` is unset and the toolkit torch guesses instead is unusable or wrong.
 
@@ -208,7 +210,7 @@ def cuda_home_unset_guess_broken(ctx):
 
 
 @rule("ED204", area="toolkit", title="Builds use the toolkit that matches torch", needs=("torch", "toolkits"),
-      blocks_build=True, fixable=True)
+      blocks_build=True, fixable=True, reads=("nvcc.toolkit",))
 def builds_use_wrong_toolkit(ctx):
     """Several CUDA toolkits are installed and extension builds would use one that
     does not match torch's CUDA, while a matching one is installed.
@@ -311,7 +313,7 @@ def _repair_target(value: str, ctx) -> Optional[Mapping[str, Any]]:
 
 
 @rule("ED205", area="toolkit", title="CUDA_HOME names one CUDA toolkit", needs=("env.vars",), blocks_build=True,
-      fixable=True)
+      fixable=True, reads=("env.python", "nvcc.toolkit", "toolkits", "torch"))
 def cuda_home_malformed(ctx):
     """``CUDA_HOME`` (or ``CUDA_PATH``) is set but does not name a usable toolkit root.
 
@@ -351,7 +353,7 @@ def cuda_home_malformed(ctx):
 
 
 @rule("ED206", area="toolkit", title="CUDA_HOME and nvcc on PATH are the same toolkit",
-      needs=("env.vars", "nvcc.toolkit"), fixable=True)
+      needs=("env.vars", "nvcc.toolkit"), fixable=True, reads=("nvcc.path", "toolkits", "torch"))
 def cuda_home_differs_from_path_nvcc(ctx):
     """``CUDA_HOME`` names a different toolkit than the ``nvcc`` found first on ``PATH``.
 

@@ -550,10 +550,10 @@ def test_no_rule_crashes_on_null_fields_or_missing_facts(nulled, dropped):
 
 def test_compiler_pin_only_names_an_installed_compiler():
     # gcc 16 is too new for nvcc 13.0: with gcc-15 installed the fix pins it, without it the fix is manual.
+    gcc14 = [{"name": "gcc-14", "path": "/usr/bin/gcc-14", "version": "14.2.0"},
+             {"name": "g++-14", "path": "/usr/bin/g++-14", "version": "14.2.0"}]
     installed = findings_of("ED401", {"compiler.gcc": {"path": "/usr/bin/gcc", "version": "16.1.0"},
-                                      "compiler.all": [{"name": "gcc-14", "path": "/usr/bin/gcc-14", "version": "14.2.0"},
-                                                       {"name": "g++-14", "path": "/usr/bin/g++-14",
-                                                        "version": "14.2.0"}]})[0].fixes[0]
+                                      "compiler.all": gcc14})[0].fixes[0]
     assert installed.action == "set_env" and installed.params["vars"] == {"CC": "gcc-14", "CXX": "g++-14",
                                                                           "NVCC_CCBIN": "g++-14"}
     absent = findings_of("ED401", {"compiler.gcc": {"path": "/usr/bin/gcc", "version": "16.1.0"}})[0].fixes[0]
