@@ -77,7 +77,8 @@ SCHEMA: Dict[str, Shape] = {
     "builds": _records("path", "kind", "name", "owner", "built_with", "imports", "import_error", "import_note",
                        "installed", "built_at"),
     "ext_sources": _records("file", "line", "api", "text", "replacement"),
-    "detectron2": _record("version", "path", "cuda", "compiler", "torch_built", "imports", "import_error"),
+    "detectron2": _record("version", "path", "cuda", "compiler", "torch_built", "imports", "import_error",
+                          "c_files", "c_needs_cuda", "build_dir"),
 }
 
 _PYTHON_TYPES = {"str": (str,), "bool": (bool,), "int": (int,), "float": (int, float), "list": (list,),
