@@ -1,0 +1,119 @@
+"""Give every line of a log a role: error, warning, note, consequence, noise or text.
+
+Only the head of a line is examined (``HEAD`` characters): a 5 MB line costs
+the same as a short one. The rules are ordered: noise first (progress, command
+lines, INFO, CMake probes), then consequences (wrappers that report an error
+found elsewhere), notes, warnings, errors. A compiler diagnostic's source
+excerpt and caret lines take the role of the diagnostic above them, so the
+source line of a warning is never taken for an error.
+"""
+from __future__ import annotations
+
+import re
+from typing import List, Sequence
+
+HEAD = 2000
+
+ERROR, WARNING, NOTE, CONSEQUENCE, NOISE, TEXT = "error", "warning", "note", "consequence", "noise", "text"
+
+_NOISE = re.compile(
+    r"^\s*(?:\[\s*\d+\s*/\s*\d+\s*\]\s|\[\s*\d+%\]\s|--\s|-- $|#\d+\s+\d+\.\d+\s"  # ninja, make, cmake, docker build
+    r"|(?:\S*/)?(?:nvcc|c\+\+|g\+\+|gcc|cc|clang\+\+|clang|cl|x86_64-\S+-g\+\+|ld)(?:\.exe)?\"?\s+-\S"  # command lines
+    r"|(?:running|copying|creating|writing|reading|building|installing|byte-compiling|adding|removing)\s"
+    r"|Emitting ninja|Compiling objects|Allowing ninja|Using envvar|Detected CUDA files|Scanning dependencies"
+    r"|Building (?:CXX|C|CUDA|NVCC)|Linking (?:CXX|C|CUDA)|Built target|Consolidate compiler|Processing "
+    r"|Collecting |Downloading |Requirement already|Looking in (?:indexes|links)|Obtaining |Preparing |Using cached"
+    r"|Successfully (?:built|installed)|Installing collected|Attempting uninstall|Found existing"
+    r"|(?:Check|Looking|Performing Test|Detecting)\b)"
+    r"|\bNCCL INFO\b|^\s*[\w.-]+:\d+:\d+ \[\d+\] NCCL INFO|^\s*I\d{4} \d\d:|^\s*\[I \d|\s(?:INFO|DEBUG)\s"
+    r"|^\s*\d{4}-\d\d-\d\d[ T][\d:.,]+\s*(?:\|\s*)?(?:INFO|DEBUG)\b|NCCL WARN Failed to open libibverbs",
+    re.I)
+_CONSEQUENCE = re.compile(
+    r"^\s*(?:FAILED:|ninja: build stopped|ninja: (?:job|subcommand) failed|g?make(?:\[\d+\])?: \*\*\*"
+    r"|collect2(?:\.exe)?: (?:error|Fehler|错误)|compilation terminated|编译中断"
+    r"|CMake Error at \S+\.cmake:\d+ \(message\):\s*$|Error generating|-- Configuring incomplete"
+    r"|Traceback \(most recent call last\)|File \"|During handling of|The above exception was the direct cause"
+    r"|CUDA kernel errors might be asynchronously|For debugging consider passing|Compile with `TORCH_USE_CUDA_DSA`"
+    r"|error: subprocess-exited-with-error|ERROR: Failed building wheel|ERROR: Could not build wheels|[×╰│]"
+    r"|note: This error originates|Result = FAIL|Waiting for unfinished jobs|\*\*\* Check failure stack trace"
+    r"|subprocess\.CalledProcessError|frame #\d+:|@\s+0x[0-9a-f]+"
+    r"|(?:RuntimeError|OSError|SystemExit|error): Error (?:compiling objects|building extension)"
+    r"|error: command .{0,300} failed with exit (?:status|code))", re.I)
+# A consequence anywhere in the line (pip/setuptools prefix it with spaces or tags).
+_CONSEQUENCE_ANYWHERE = re.compile(
+    r"Error compiling objects for extension|Error building extension|failed with exit (?:status|code) \d"
+    r"|subprocess-exited-with-error|returned non-zero exit status|ninja: build stopped", re.I)
+_NOTE = re.compile(
+    r"^\s*(?:In file included from|from [^\s]+[:,]|In (?:member )?function|In instantiation of|required from"
+    r"|instantiated from|detected during|\d+\s*\||\|\s*[\^~]|[\^~]{1,}\s*$|\^\s*$|~+\^|note:|Remark)"
+    r"|:\d+(?::\d+)?: note:|\bnote:", re.I)
+_WARNING = re.compile(
+    r"\bwarning\b|\bWarning:|UserWarning|DeprecationWarning|FutureWarning|RuntimeWarning|#warning|warnings\.warn"
+    r"|^\s*W\d{4} \d\d:|^\s*\[W[ \d]|\bWARN(?:ING)?\b|警告|is deprecated|\[-W[\w-]+\]", re.I)
+_ERROR = re.compile(
+    r"\berror\b\s*(?:[:(#]|C\d{4}|\d+\b|LNK)|\bError\b|fatal error|\bfatal\b|nvcc fatal|#error|\bFATAL\b"
+    r"|undefined reference|undefined symbol|cannot find -l|cannot open shared object|No such file or directory"
+    r"|not found|\bKilled\b|^\s*[\w.]*(?:Error|Exception|Exit)\b\s*:?|died due to signal|terminated with signal"
+    r"|NCCL WARN|CUDA error|cuda runtime error|no kernel image|couldn.t communicate|is not compatible with the current"
+    r"|mismatch|incompatib|Failed to initialize|insufficient|Segmentation fault|core dumped|Aborted|\bfailed\b"
+    r"|not compiled with|is not set|错误|致命|没有那个文件|找不到|无法|cannot convert|no suitable conversion"
+    r"|was not declared|not declared in this scope|identifier not found|unsupported GNU|Unsupported gpu"
+    r"|cannot import name|No module named|ImportError|is used but incompatible|Check failed", re.I)
+# A compiler diagnostic "file:line[:col]: kind:" (GCC/Clang) or "file(line): kind" (MSVC/nvcc).
+_DIAGNOSTIC = re.compile(r"^\s*\S.*?(?::\d+(?::\d+)?:|\(\d+\)\s*:?)\s*(?:fatal )?(error|warning|note|remark)\b", re.I)
+
+
+def classify(line: str) -> str:
+    """The role of one line, judged on its head."""
+    head = line[:HEAD]
+    if not head.strip():
+        return NOISE
+    diag = _DIAGNOSTIC.match(head)
+    if diag:
+        kind = diag.group(1).lower()
+        if kind == "error":
+            return ERROR
+        # "cc1plus: warning: … gcc: fatal error: Killed …" pasted on one line: the error wins.
+        err = re.search(r"fatal error|\berror\b\s*:", head[diag.end():], re.I)
+        if err:
+            return ERROR
+        return WARNING if kind == "warning" else NOTE
+    if _NOISE.search(head):
+        return NOISE
+    if _CONSEQUENCE.search(head) or _CONSEQUENCE_ANYWHERE.search(head):
+        return CONSEQUENCE
+    if _NOTE.search(head):
+        return NOTE
+    warning = _WARNING.search(head)
+    error = _ERROR.search(head)
+    if warning and error:
+        # Both words on one line: whichever speaks last describes the line ("warning ... error: x" is an error).
+        return ERROR if error.start() > warning.start() and re.search(r"fatal|error\s*:", head[warning.end():], re.I) \
+            else WARNING
+    if warning:
+        return WARNING
+    if error:
+        return ERROR
+    return TEXT
+
+
+def classify_all(lines: Sequence[str]) -> List[str]:
+    """Roles for all lines; a warning's or note's source excerpt and caret lines become notes, never errors."""
+    roles: List[str] = []
+    owner = None  # role of the compiler diagnostic whose excerpt lines may follow
+    for line in lines:
+        role = classify(line)
+        head = line[:HEAD]
+        if _DIAGNOSTIC.match(head):
+            owner = role
+        elif owner in (WARNING, NOTE) and role != CONSEQUENCE and _is_excerpt(head):
+            role = NOTE
+        elif not _is_excerpt(head):
+            owner = None
+        roles.append(role)
+    return roles
+
+
+def _is_excerpt(head: str) -> bool:
+    """A line of source code or a caret under it, as compilers print after a diagnostic."""
+    return bool(re.match(r"^(?:\s+\S|\s*\d+\s*\||\s*\|)", head)) and not _DIAGNOSTIC.match(head)
