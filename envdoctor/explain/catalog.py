@@ -42,6 +42,9 @@ GPU_SELECTION = Alternative(
     "CUDA_VISIBLE_DEVICES (or the code) selects GPUs that do not exist, so CUDA sees none.",
     "Compare `echo $CUDA_VISIBLE_DEVICES` with `nvidia-smi -L`; unset it or use existing indices.")
 
+# A mangled name in torch's own namespaces (c10::, at::, torch::, caffe2::, THP*), right after _ZN/_ZNK/_ZTIN.
+_TORCH_SYMBOL = r"_Z(?:T[ISV])?N?[KVr]*(?:3c10|2at|5torch|6caffe2|3thp|4thpp|5c10d)"
+
 SIGNATURES = (
     Signature(
         "toolkit-torch-mismatch", "toolkit_torch_mismatch",
@@ -291,8 +294,7 @@ SIGNATURES = (
         must_not_fire=("AssertionError: Torch not compiled with CUDA enabled",)),
     Signature(
         "torch-abi", "stale_build_abi",
-        (phrase("undefined symbol", r"undefined symbol:\s*(_Z\w*?(?:3c10|2at|5torch|6caffe2|3thp|4thpp|5c10d)\w*|"
-                r"THP\w+)"),),
+        (phrase("undefined symbol", r"undefined symbol:\s*(" + _TORCH_SYMBOL + r"\w*|THP\w+)"),),
         "The compiled extension was built against a different libtorch than the one imported (a stale build or "
         "egg, torch upgraded afterwards, or a prebuilt package for another torch): it needs {g0}.",
         "Remove the old build (build/, *.so, the installed egg) and rebuild against the current torch, or install "
@@ -301,6 +303,23 @@ SIGNATURES = (
         must_fire=("ImportError: /x/_C.so: undefined symbol: _ZN3c105ErrorC1ENS_14SourceLocationERKSs",
                    "undefined symbol: _zn2at19undefinedtensorimpl10_singletone"),
         must_not_fire=("undefined symbol: ms_deform_attn_cuda_forward", "undefined reference to `main'")),
+    Signature(
+        "own-cuda-symbol", "ext_built_without_cuda",
+        (phrase("undefined symbol", r"undefined symbol:\s*(?!" + _TORCH_SYMBOL + r")(\w*cuda\w*)"),),
+        "The library lacks its own CUDA function {g0}: it was built partly, or without CUDA.",
+        "Remove the build/ directory and the installed .so, then rebuild with CUDA visible (`FORCE_CUDA=1`, "
+        "CUDA_HOME set).", confidence=0.35, strength=SYMPTOM,
+        must_fire=("ImportError: /x/MultiScaleDeformableAttention.so: undefined symbol: "
+                   "_Z27ms_deform_attn_cuda_forwardRKN2at6TensorE",),
+        must_not_fire=("undefined symbol: _ZN3c1015SmallVectorBase6grow_podEPvmm",)),
+    Signature(
+        "own-symbol", "ext_not_built",
+        (phrase("undefined symbol", r"undefined symbol:\s*(?!" + _TORCH_SYMBOL + r"|THP)(?!\w*cuda)(\w+)"),),
+        "The library lacks its own function {g0}: an incomplete or interrupted build.",
+        "Remove the build/ directory and the installed .so, then build again in this environment.",
+        confidence=0.3, strength=SYMPTOM,
+        must_fire=("ImportError: /x/_ext.so: undefined symbol: _Z9nms_wrapperv",),
+        must_not_fire=("undefined symbol: _ZNK2at6Tensor4itemEv", "undefined symbol: _Z12roi_cuda_fwdv")),
     Signature(
         "ext-module-missing", "ext_not_built",
         (phrase("no module named", r"No module named\s*['\"]?(MultiScaleDeformableAttention|"

@@ -59,7 +59,12 @@ def sniff_encoding(data: bytes) -> str:
                       (codecs.BOM_UTF8, "utf-8-sig"), (codecs.BOM_UTF16_LE, "utf-16"),
                       (codecs.BOM_UTF16_BE, "utf-16")):
         if data.startswith(bom):
-            return name
+            body = data[len(bom):len(bom) + 4096]
+            # Text in UTF-16/32 has NUL bytes (ASCII digits, paths, newlines); bytes that merely start
+            # like a BOM and have almost none are not.
+            if name == "utf-8-sig" or len(body) < 8 or body.count(0) >= 0.05 * len(body):
+                return name
+            break
     sample = data[:4096]
     if len(sample) >= 4:
         even, odd = sample[0::2], sample[1::2]

@@ -53,7 +53,7 @@ _WARNING = re.compile(
 _ERROR = re.compile(
     r"\berror\b\s*(?:[:(#]|C\d{4}|\d+\b|LNK)|\bError\b|fatal error|\bfatal\b|nvcc fatal|#error|\bFATAL\b"
     r"|undefined reference|undefined symbol|cannot find -l|cannot open shared object|No such file or directory"
-    r"|not found|\bKilled\b|^\s*[\w.]*(?:Error|Exception|Exit)\b\s*:?|died due to signal|terminated with signal"
+    r"|(?-i:not found)|\bKilled\b|^\s*[\w.]*(?:Error|Exception|Exit)\b\s*:?|died due to signal|terminated with signal"
     r"|NCCL WARN|CUDA error|cuda runtime error|no kernel image|couldn.t communicate|is not compatible with the current"
     r"|mismatch|incompatib|Failed to initialize|insufficient|Segmentation fault|core dumped|Aborted|\bfailed\b"
     r"|not compiled with|is not set|错误|致命|没有那个文件|找不到|无法|cannot convert|no suitable conversion"

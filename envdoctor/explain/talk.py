@@ -15,7 +15,7 @@ from envdoctor.explain.reading import Log
 
 _RELEASE = re.compile(r"release (\d+\.\d+), V[\d.]+")
 _SMI = re.compile(r"nvidia-smi|CUDA Version:", re.I)
-_NVCC = re.compile(r"\bnvcc\b|toolkit|cuda[ -]?(?:installation|install|version)|install(?:ed)? (?:the )?cuda|"
+_NVCC = re.compile(r"\bnvcc\b|toolkit|cuda[ -]?install(?:ation|ed)?\b|install(?:ed)? (?:the )?cuda|"
                    r"nvidia-cuda\b", re.I)
 _CONTRAST = re.compile(r"mismatch|differ|different|still|doesn.?t|does not|reflect|but\b|shows|says|instead|"
                        r"versioning|not the same|while", re.I)
