@@ -320,3 +320,16 @@ def _consequence_hint(log: Log, roles: Sequence[str]) -> Optional[str]:
                         f"(\"{line.strip()[:120]}\"); the cause is in {where}. Paste the whole log, not only "
                         "its end.")
     return None
+
+
+def matches(signature: Signature, text: str) -> bool:
+    """Whether one signature alone finds itself in the text (its must-fire/must-not-fire tests use this)."""
+    log_text = "\n".join(_clean_lines(text))
+    scanner = Scanner(log_text)
+    return any(True for phrasing in signature.phrasings for _ in scanner.search(phrasing.anchor, phrasing.regex))
+
+
+def _clean_lines(text: str) -> List[str]:
+    from envdoctor.explain.reading import clean
+
+    return clean(text)

@@ -115,7 +115,7 @@ class LogFacts:
 _DOCKER = re.compile(r"(?<![\w.-])(?:docker|nvidia-docker|podman|apptainer|singularity)(?![\w-])"
                      r"|/\.dockerenv|(?<![\w-])--gpus\b|--runtime[= ]nvidia|\bcontainers?\b|容器"
                      r"|\broot@[0-9a-f]{12}\b|nvidia/cuda:\S+", re.I)
-_CVD = re.compile(r"CUDA_VISIBLE_DEVICES\s*[=:]\s*(\"[^\"\n]*\"|'[^'\n]*'|\S*)")
+_CVD = re.compile(r"CUDA_VISIBLE_DEVICES[ \t]*[=:][ \t]*(\"[^\"\n]*\"|'[^'\n]*'|\S*)")
 _NVCC_PATH = re.compile(r"(?:command|compiler|execute|Using|CUDA compiler:?)\s*[:'\"]*\s*'?\"?((?:[A-Za-z]:)?[^\s'\":]*?/nvcc(?:\.exe)?)\b", re.I)
 _NVCC_RELEASE = re.compile(r"release (\d+\.\d+), V\d")
 _SMI = re.compile(r"CUDA Version:\s*(\d+\.\d+)")
