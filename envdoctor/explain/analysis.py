@@ -11,7 +11,6 @@ log (docker, CUDA_VISIBLE_DEVICES, the CUDA versions mentioned) and, with
 """
 from __future__ import annotations
 
-import bisect
 import re
 from dataclasses import asdict, dataclass, field
 from typing import Any, Dict, List, Optional, Sequence, Tuple
@@ -75,13 +74,15 @@ def _line_text(log: Log, index: int) -> str:
     return log.lines[index].strip()[:500]
 
 
-def _events(log: Log, scanner: Scanner, starts: List[int], roles: List[str]) -> List[Event]:
+def _events(scanner: Scanner, kept: List[int], roles: List[str]) -> List[Event]:
+    """Signature matches; ``kept[i]`` is the log line of the scanner's line ``i``."""
     events: List[Event] = []
+    scanner.prefetch(phrasing.anchor for signature in SIGNATURES for phrasing in signature.phrasings)
     for signature in SIGNATURES:
         seen: Dict[int, bool] = {}
         for phrasing in signature.phrasings:
             for pos, match in scanner.search(phrasing.anchor, phrasing.regex):
-                index = bisect.bisect_right(starts, pos) - 1
+                index = kept[scanner.line_index(pos)]
                 if index in seen or len(seen) >= MAX_EVIDENCE:
                     continue
                 seen[index] = True
@@ -121,9 +122,15 @@ def analyse(log: Log, machine: Optional[Dict[str, Any]] = None) -> Analysis:
     for line in log.lines[:-1]:
         starts.append(starts[-1] + len(line) + 1)
     roles = R.classify_all(log.lines)
-    scanner = Scanner(text)
-    facts = gather(scanner)
-    events = _events(log, scanner, starts, roles)
+    scanner = Scanner(text, starts)
+    facts = gather(scanner)  # facts also come from noise: command lines name the nvcc, CMake says the CUDA
+    # Signatures are looked for only on lines that are not noise (command lines, INFO, progress): a copy of
+    # the log without them is often a fraction of its size.
+    kept = [i for i, role in enumerate(roles) if role != R.NOISE]
+    if len(kept) == len(roles):
+        events = _events(scanner, kept, roles)
+    else:
+        events = _events(Scanner("\n".join(log.lines[i] for i in kept)), kept, roles)
     candidates = _rank(events)
     candidates = _causality(candidates)
     explanations: List[Explanation] = []

@@ -42,6 +42,9 @@ GPU_SELECTION = Alternative(
     "CUDA_VISIBLE_DEVICES (or the code) selects GPUs that do not exist, so CUDA sees none.",
     "Compare `echo $CUDA_VISIBLE_DEVICES` with `nvidia-smi -L`; unset it or use existing indices.")
 
+# A regex starting with this tries only at the start of a token (paths are long: lazy scans from every
+# position of a window would cost its length squared).
+_TOKEN = r"(?<![^\s'\"(\[=])"
 # A mangled name in torch's own namespaces (c10::, at::, torch::, caffe2::, THP*), right after _ZN/_ZNK/_ZTIN.
 _TORCH_SYMBOL = r"_Z(?:T[ISV])?N?[KVr]*(?:3c10|2at|5torch|6caffe2|3thp|4thpp|5c10d)"
 
@@ -116,8 +119,8 @@ SIGNATURES = (
     Signature(
         "cuda-home-list", "cuda_home_misconfigured",
         (phrase("cuda_home=", r"CUDA_HOME\s*=\s*['\"]?((?::[^'\"\s]*)|(?:[^'\"\s:]{2,}:[^'\"\s]*))"),
-         phrase("/bin/nvcc", r"['\"]?((?::|/usr/local/cuda[\w.-]*:)[^\s'\"]*?/bin/nvcc|[^\s'\"]*'/bin/nvcc|"
-                r"[^\s'\"]*/bin/bin/nvcc)"),
+         phrase("/bin/nvcc", _TOKEN + r"['\"]?((?::|/usr/local/cuda[\w.-]*:)[^\s'\"]*?/bin/nvcc|"
+                r"[^\s'\"]*'/bin/nvcc|[^\s'\"]*/bin/bin/nvcc)"),
          phrase("/bin/nvcc", r"'((?:/[\w.-]+)+:[^\s']*/bin/nvcc)'")),
         "CUDA_HOME is malformed ({g0}{g1}{g2}): a leading ':', a PATH-like list, quotes, or a path ending in bin/, "
         "so the nvcc path built from it does not exist.",
@@ -144,12 +147,15 @@ SIGNATURES = (
         must_not_fire=("export CUDA_HOME=/usr/local/cuda",)),
     Signature(
         "nvcc-missing", "nvcc_missing",
-        (phrase("/nvcc", r"([^\s'\"]*?/bin/nvcc)'?\"?\W{0,3}\s*(?::|：)?\s*(?:No such file or directory|not found|"
-                r"未找到命令|没有那个文件)"),
+        (phrase("/nvcc", _TOKEN + r"([^\s'\"]*?/bin/nvcc)'?\"?\W{0,3}\s*:?\s*(?:No such file or directory|"
+                r"not found|未找到命令|没有那个文件)"),
          phrase("/nvcc", r"(?:No such file or directory|unable to execute)\W{0,5}([^\s'\"]*?/bin/nvcc)"),
-         phrase("nvcc", r"nvcc (?:was )?not found|nvcc: (?:command )?not found|could not find nvcc|"
-                r"No such file or directory: 'nvcc'|'nvcc' is not recognized|nvcc: 未找到命令|"
-                r"No CUDA toolkit found|Failed to find nvcc()")),
+         phrase("nvcc: ", r"nvcc: (?:command )?not found|nvcc: 未找到命令()"),
+         phrase("nvcc not found", r"nvcc not found()"),
+         phrase("nvcc was not found", r"nvcc was not found()"),
+         phrase("find nvcc", r"(?:could not|failed to) find nvcc()"),
+         phrase("'nvcc'", r"No such file or directory: 'nvcc'|'nvcc' is not recognized()"),
+         phrase("no cuda toolkit found", r"No CUDA toolkit found()")),
         "There is no nvcc where the build looked ({g0}): only a CUDA runtime is installed there (conda's "
         "cudatoolkit and runtime images ship no compiler), or the path names no toolkit.",
         "Install a CUDA toolkit with nvcc of the same major version as torch.version.cuda (conda: `conda install -c "

@@ -9,80 +9,170 @@ every GPU?).
 """
 from __future__ import annotations
 
+import bisect
 import re
 from dataclasses import dataclass, field
-from typing import Dict, Iterator, List, Optional, Tuple
+from typing import Dict, Iterable, Iterator, List, Optional, Tuple
 
 from envdoctor import knowledge as kb
 
 WINDOW = 600
 MAX_HITS = 200
+MARGIN = 200  # longest match text expected after its anchor
 
 
 class Scanner:
     """Literal search over a lower-cased copy of the text, with bounded windows for the regexes."""
 
-    def __init__(self, text: str):
+    def __init__(self, text: str, starts: Optional[List[int]] = None, noise: Optional[List[bool]] = None):
         self.text = text
         low = text.lower()
         self.low = low if len(low) == len(text) else _ascii_lower(text)
         self._hits: Dict[str, List[int]] = {}
+        self.starts = starts if starts is not None else line_starts(text)
+        self.noise = noise  # per line: True where nothing is to be found (command lines, INFO, probes)
+
+    def view(self, noise: Optional[List[bool]]) -> "Scanner":
+        """The same text with another noise mask (and its own hit cache)."""
+        other = object.__new__(Scanner)
+        other.text, other.low, other.starts, other.noise, other._hits = self.text, self.low, self.starts, noise, {}
+        return other
+
+    def line_index(self, pos: int) -> int:
+        return bisect.bisect_right(self.starts, pos) - 1
+
+    def line_bounds(self, pos: int) -> Tuple[int, int]:
+        """(start, end) of the line holding ``pos``, by bisection: no rescans of long lines."""
+        i = self.line_index(pos)
+        start = self.starts[i]
+        end = self.starts[i + 1] - 1 if i + 1 < len(self.starts) else len(self.text)
+        return start, end
 
     def hits(self, anchor: str) -> List[int]:
+        """Where the anchor occurs, on lines that are not noise; the first ``MAX_HITS`` of them."""
         found = self._hits.get(anchor)
         if found is None:
             found = []
-            pos = self.low.find(anchor)
+            noise, low = self.noise, self.low
+            pos = low.find(anchor)
             while pos >= 0 and len(found) < MAX_HITS:
-                found.append(pos)
-                pos = self.low.find(anchor, pos + 1)
+                if noise is None or not noise[self.line_index(pos)]:
+                    found.append(pos)
+                    pos = low.find(anchor, pos + 1)
+                else:  # skip the rest of a noise line at once
+                    pos = low.find(anchor, self.line_bounds(pos)[1] + 1)
             self._hits[anchor] = found
         return found
 
+    def prefetch(self, anchors: Iterable[str]) -> None:
+        """Find the occurrences of many anchors in a few passes instead of one ``find`` pass per anchor.
+
+        Anchors are grouped by their first character; one regular expression per group (a literal first
+        character, then the alternatives) lets the regex engine skip to that character in C. A match
+        restarts the search one character later, so anchors nested in another are still found.
+        """
+        todo = sorted({a for a in anchors if a and a not in self._hits}, key=len, reverse=True)
+        groups: Dict[str, List[str]] = {}
+        for anchor in todo:
+            groups.setdefault(anchor[0], []).append(anchor)
+        low, noise = self.low, self.noise
+        for first, members in groups.items():
+            found: Dict[str, List[int]] = {a: [] for a in members}
+            live = list(members)
+            while live:
+                rx = re.compile(re.escape(first) + "(?:" + "|".join(re.escape(a[1:]) for a in live) + ")")
+                pos, restart = 0, False
+                while True:
+                    match = rx.search(low, pos)
+                    if match is None:
+                        break
+                    start = match.start()
+                    if noise is not None and noise[self.line_index(start)]:
+                        pos = self.line_bounds(start)[1] + 1
+                        continue
+                    for anchor in live:
+                        if low.startswith(anchor, start):
+                            found[anchor].append(start)
+                    full = [a for a in live if len(found[a]) >= MAX_HITS]
+                    if full:  # stop looking for anchors already seen often enough
+                        live = [a for a in live if a not in full]
+                        pos, restart = start + 1, True
+                        break
+                    pos = start + 1
+                if not restart:
+                    break
+                # rebuild the expression without the saturated anchors and go on from here
+                rest = live
+                live = []
+                for anchor in rest:
+                    more = self._find_from(anchor, pos, MAX_HITS - len(found[anchor]))
+                    found[anchor].extend(more)
+            self._hits.update(found)
+
+    def _find_from(self, anchor: str, pos: int, limit: int) -> List[int]:
+        out: List[int] = []
+        noise, low = self.noise, self.low
+        pos = low.find(anchor, pos)
+        while pos >= 0 and len(out) < limit:
+            if noise is None or not noise[self.line_index(pos)]:
+                out.append(pos)
+                pos = low.find(anchor, pos + 1)
+            else:
+                pos = low.find(anchor, self.line_bounds(pos)[1] + 1)
+        return out
+
     def window(self, pos: int, width: int = WINDOW) -> Tuple[int, str]:
-        """(start, text) around ``pos``: whole lines when they are short, else ``width`` each side."""
-        text = self.text
-        line_start = text.rfind("\n", 0, pos) + 1
+        """(start, text) around ``pos``: whole lines when they are short, else ``width`` each side.
+
+        Messages wrapped over a few short lines (pip, torch) stay whole: up to two short lines before
+        and three after are included.
+        """
+        i = self.line_index(pos)
+        line_start, line_end = self.line_bounds(pos)
         start = line_start if pos - line_start <= width else pos - width
-        line_end = text.find("\n", pos)
-        line_end = len(text) if line_end < 0 else line_end
         end = line_end if line_end - pos <= width else pos + width
-        # Messages wrapped over a few short lines (pip, torch) stay whole.
-        extra = start
-        for _ in range(2):
-            prev = text.rfind("\n", 0, max(0, extra - 1))
-            if extra - prev > width // 3 or extra == 0:
+        starts, n = self.starts, len(self.starts)
+        j = i
+        while j > 0 and i - j < 2 and start == starts[j] and starts[j] - starts[j - 1] <= width // 3:
+            j -= 1
+            start = starts[j]
+        k = i + 1
+        while k < n and k - i <= 3 and end == starts[k] - 1:
+            nxt = starts[k + 1] - 1 if k + 1 < n else len(self.text)
+            if nxt - end > width // 2:
                 break
-            extra = prev + 1
-        start = min(start, extra)
-        for _ in range(3):
-            nxt = text.find("\n", end + 1)
-            nxt = len(text) if nxt < 0 else nxt
-            if nxt - end > width // 2 or end >= len(text):
-                break
-            end = nxt
-        return start, text[start:end]
+            end, k = nxt, k + 1
+        return start, self.text[start:end]
 
     def search(self, anchor: str, regex: "re.Pattern[str]") -> Iterator[Tuple[int, "re.Match[str]"]]:
         """(absolute position, match) for each distinct match found around the anchor's occurrences."""
         seen = set()
-        last_end = -1
+        covered = -1  # an occurrence well inside the last window was searched with it
         for pos in self.hits(anchor):
-            if pos < last_end:
+            if pos + MARGIN < covered:
                 continue
             start, window = self.window(pos)
+            covered = start + len(window)
             for match in regex.finditer(window):
                 absolute = start + match.start()
                 if absolute in seen:
                     continue
                 seen.add(absolute)
-                last_end = max(last_end, start + match.end())
                 yield absolute, match
 
     def first(self, anchor: str, regex: "re.Pattern[str]") -> Optional["re.Match[str]"]:
         for _, match in self.search(anchor, regex):
             return match
         return None
+
+
+def line_starts(text: str) -> List[int]:
+    starts = [0]
+    pos = text.find("\n")
+    while pos >= 0:
+        starts.append(pos + 1)
+        pos = text.find("\n", pos + 1)
+    return starts
 
 
 _ASCII_LOWER = {c: c + 32 for c in range(65, 91)}
@@ -129,16 +219,21 @@ _OPS = re.compile(r"((?:[A-Za-z]:)?[\w./\\~-]*?[/\\]ops)[/\\](?:functions|module
 
 def _first_line(scanner: Scanner, anchor: str, regex: "re.Pattern[str]") -> Optional[str]:
     for pos, match in scanner.search(anchor, regex):
-        start = scanner.text.rfind("\n", 0, pos) + 1
-        end = scanner.text.find("\n", pos)
-        return scanner.text[start:end if end >= 0 else len(scanner.text)].strip()[:300]
+        start, end = scanner.line_bounds(pos)
+        return scanner.text[max(start, pos - 150):min(end, pos + 150)].strip()
     return None
 
 
+FACT_ANCHORS = ("docker", "podman", "apptainer", "singularity", "--gpus", "runtime", "container", "容器", "root@",
+                "nvidia/cuda:", "cuda_visible_devices", "nvcc", "release ", "cuda version", "driver version", "torch",
+                "pytorch version", "cuda used to build", "compile", "cuda", "cu1", "cu9", "nvidia ", "geforce", "tesla",
+                "quadro", "rtx", "ops", "conda", "/envs/")
+
+
 def gather(scanner: Scanner) -> LogFacts:
+    scanner.prefetch(FACT_ANCHORS)
     facts = LogFacts()
-    for anchor in ("docker", "podman", "apptainer", "singularity", "--gpus", "runtime", "container", "容器",
-                   "root@", "nvidia/cuda:"):
+    for anchor in FACT_ANCHORS[:10]:
         line = _first_line(scanner, anchor, _DOCKER)
         if line:
             facts.docker = line

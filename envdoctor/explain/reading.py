@@ -20,12 +20,12 @@ DEFAULT_MAX_BYTES = 32 * 1024 * 1024
 _CHUNK = 1024 * 1024
 
 _ANSI = re.compile(r"\x1b(?:\[[0-9;?]*[ -/]*[@-~]|\][^\x07\x1b]{0,512}(?:\x07|\x1b\\)|[@-Z\\-_])")
-_PUNCT = str.maketrans({
+_PUNCT_MAP = {
     "\u2018": "'", "\u2019": "'", "\u201a": "'", "\u201b": "'", "\u2032": "'", "\u00b4": "'", "\u0060": "`",
     "\u201c": '"', "\u201d": '"', "\u201e": '"', "\u201f": '"', "\u2033": '"', "\u00ab": '"', "\u00bb": '"',
     "\uff1a": ":", "\uff08": "(", "\uff09": ")", "\uff0c": ",", "\uff1b": ";", "\u3000": " ", "\u00a0": " ",
     "\u2013": "-", "\u2014": "-", "\u2212": "-",
-})
+}
 # One state of a progress bar: "45%|████", "12/50 [00:03<00:09", "1.2 it/s", "Downloading 3.4 MB".
 _PROGRESS = re.compile(r"\d%|\d+/\d+ \[|it/s|s/it|[\u2580-\u259f]|(?:MB|KB|GB|kB)/s|^\s*[\d.]+\s*[kMG]?B\b")
 
@@ -110,7 +110,10 @@ def clean(text: str) -> List[str]:
     """Normalise decoded text into lines (``\\n``-separated; a lone ``\\r`` does not start a line)."""
     if "\x1b" in text:
         text = _ANSI.sub("", text)
-    text = text.translate(_PUNCT)
+    # str.translate with a dict costs a dictionary lookup per character; replace only what is there.
+    for char, plain in _PUNCT_MAP.items():
+        if char in text:
+            text = text.replace(char, plain)
     if "\x00" in text:
         text = text.replace("\x00", "")
     text = text.replace("\r\n", "\n")
