@@ -260,6 +260,10 @@ def _with_alternatives(cand: _Candidate, log: Log, facts: LogFacts, machine: Dic
     if sig.category == "arch_unsupported_by_nvcc" and (facts.nvcc_path in ("/usr/bin/nvcc",) or
                                                        machine.get("nvcc.path") == "/usr/bin/nvcc"):
         alt_scores["multiple_cuda_toolkits"] = 0.4
+    if cand.tier == 3:
+        # Seen only on warning/note lines: context may reorder the readings, never make them confident.
+        main_score = min(main_score, 0.4)
+        alt_scores = {k: min(v, 0.4) for k, v in alt_scores.items()}
     main = _make(cand, log, ctx, main_category, main_score, main_diag, main_fix)
     result = [main]
     for alt in sig.alternatives:

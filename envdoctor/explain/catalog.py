@@ -460,6 +460,16 @@ SIGNATURES = (
                    "[[gpu]].",),
         must_not_fire=("nvidia-container-toolkit 1.14.3-1 installed",)),
     Signature(
+        "no-arch-list", "other",
+        (phrase("+ptx", r"arch_list\[-1\] \+= '\+PTX'()"),),
+        "torch's extension builder found no GPU to build for (none visible at build time: a build machine or "
+        "container without GPU access, or no working driver) and TORCH_CUDA_ARCH_LIST is not set, so its list of "
+        "architectures is empty.",
+        lambda ctx: ("Name the GPU architectures to build for: " + fx.arch_list_hint(ctx) + " (several: "
+                     "\"8.0;8.6;9.0\"), then build again; the build itself needs no GPU."),
+        must_fire=("    arch_list[-1] += '+PTX'\n    ~~~~~~~~~^^^^\nIndexError: list index out of range",),
+        must_not_fire=("IndexError: list index out of range",)),
+    Signature(
         "build-ninja", "other",
         (phrase("build.ninja", r"No such file or directory:\s*'?[^'\n]*build\.ninja()"),),
         "setuptools/ninja could not create or read the build directory's build.ninja (the build directory was "

@@ -53,42 +53,53 @@ def distro_nvcc_note(ctx: Context) -> str:
     return ""
 
 
-def arch_fix(ctx: Context) -> str:
+def _arch_facts(ctx: Context):
     arch = ctx.group(0) or ctx.group(1)
     cc = arch_cc(arch)
     nvcc = log_nvcc_version(ctx)
     first = kb.first_cuda_for_arch(cc) if cc else None
     last = kb.last_cuda_for_arch(cc) if cc else None
-    parts: List[str] = []
     too_new = bool(last and nvcc and _mm(nvcc) and _mm(last) and _mm(nvcc) > _mm(last))
+    return arch, cc, nvcc, first, last, too_new
+
+
+def arch_diagnosis(ctx: Context) -> str:
+    arch, cc, nvcc, first, last, too_new = _arch_facts(ctx)
+    path = ctx.facts.nvcc_path or ctx.machine.get("nvcc.path")
+    which = f"nvcc {nvcc}" if nvcc else f"The nvcc that ran ({path})" if path else "This nvcc"
+    if too_new:
+        return f"{which} no longer compiles for {arch} (compute capability {cc}); CUDA {last} was the last that did."
+    if nvcc and first:
+        return f"{which} is too old for {arch} (compute capability {cc}): CUDA {first} or newer is needed."
+    if first and last:
+        return (f"{which} does not accept {arch} (compute capability {cc}): only CUDA {first} to {last} can build "
+                f"it; older toolkits do not know it and newer ones dropped it.")
+    if first:
+        return f"{which} is too old for {arch} (compute capability {cc}): CUDA {first} or newer is needed."
+    return f"{which} does not accept the architecture {arch}."
+
+
+def arch_fix(ctx: Context) -> str:
+    arch, cc, nvcc, first, last, too_new = _arch_facts(ctx)
+    parts: List[str] = []
     if too_new:
         parts.append(f"Use a CUDA toolkit up to {last} (the last that compiles for {cc}), or drop {cc} from "
-                     f"TORCH_CUDA_ARCH_LIST if this GPU does not need it.")
+                     "TORCH_CUDA_ARCH_LIST if this GPU does not need it.")
+    elif first and last and not nvcc:
+        parts.append(f"Build with a CUDA toolkit from {first} to {last} (`nvcc --version` shows which one ran; "
+                     f"`export CUDA_HOME=/usr/local/cuda-X.Y PATH=/usr/local/cuda-X.Y/bin:$PATH`), or, if this GPU "
+                     f"is not {cc}, leave {cc} out: `export TORCH_CUDA_ARCH_LIST=\"<your GPU's capability>\"`.")
     elif first:
         parts.append(f"Use a CUDA toolkit >= {first} for {arch} (compute capability {cc}): "
                      f"`export CUDA_HOME=/usr/local/cuda-X.Y PATH=/usr/local/cuda-X.Y/bin:$PATH`")
     supported = kb.nvcc_archs(nvcc) if nvcc else []
-    if supported:
+    if supported and not too_new:
         best = arch_cc(supported[-1])
         parts.append(f"or build only for archs nvcc {nvcc} knows: `export TORCH_CUDA_ARCH_LIST=\"{best}\"` "
                      f"(it accepts up to sm_{supported[-1][3:]}).")
-    elif cc and not too_new:
+    elif cc and not too_new and not (first and last and not nvcc):
         parts.append(f"or leave {cc} out: `export TORCH_CUDA_ARCH_LIST=\"<your GPU's capability>\"`.")
     return " ".join(parts) + distro_nvcc_note(ctx) + " " + CHECK
-
-
-def arch_diagnosis(ctx: Context) -> str:
-    arch = ctx.group(0) or ctx.group(1)
-    cc = arch_cc(arch)
-    nvcc = log_nvcc_version(ctx)
-    first = kb.first_cuda_for_arch(cc) if cc else None
-    last = kb.last_cuda_for_arch(cc) if cc else None
-    which = f"nvcc {nvcc}" if nvcc else "This nvcc"
-    if last and nvcc and _mm(nvcc) and _mm(last) and _mm(nvcc) > _mm(last):
-        return f"{which} no longer compiles for {arch} (compute capability {cc}); CUDA {last} was the last that did."
-    if first:
-        return f"{which} is too old for {arch} (compute capability {cc}): CUDA {first} or newer is needed."
-    return f"{which} does not accept the architecture {arch}."
 
 
 def gcc_diagnosis(ctx: Context) -> str:

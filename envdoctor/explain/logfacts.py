@@ -207,6 +207,8 @@ _DOCKER = re.compile(r"(?<![\w.-])(?:docker|nvidia-docker|podman|apptainer|singu
                      r"|\broot@[0-9a-f]{12}\b|nvidia/cuda:\S+", re.I)
 _CVD = re.compile(r"CUDA_VISIBLE_DEVICES[ \t]*[=:][ \t]*(\"[^\"\n]*\"|'[^'\n]*'|\S*)")
 _NVCC_PATH = re.compile(r"(?:command|compiler|execute|Using|CUDA compiler:?)\s*[:'\"]*\s*'?\"?((?:[A-Za-z]:)?[^\s'\":]*?/nvcc(?:\.exe)?)\b", re.I)
+# The compiler of a build command line: "[1/2] /usr/local/bin/nvcc -MD ...".
+_NVCC_COMMAND = re.compile(r"^(?:\[\s*\d+/\d+\]\s+)?((?:[A-Za-z]:)?[^\s'\":]*/nvcc(?:\.exe)?)\s+-", re.M)
 _NVCC_RELEASE = re.compile(r"release (\d+\.\d+), V\d")
 _SMI = re.compile(r"CUDA Version:\s*(\d+\.\d+)")
 _DRIVER = re.compile(r"Driver Version:\s*(\d+\.\d+(?:\.\d+)?)")
@@ -244,7 +246,7 @@ def gather(scanner: Scanner) -> LogFacts:
         if value in ("", "-1", "NoDevFiles") or value.startswith("$") or re.fullmatch(r"[1-9][\d,]*", value):
             facts.cvd = value or "(empty)"
             break
-    match = scanner.first("nvcc", _NVCC_PATH)
+    match = scanner.first("nvcc", _NVCC_PATH) or scanner.first("nvcc", _NVCC_COMMAND)
     if match:
         facts.nvcc_path = match.group(1)
     match = scanner.first("release ", _NVCC_RELEASE)
