@@ -4,6 +4,7 @@
 
 Inputs (built in memory, written to a temporary directory):
 
+* ``plain-line-5mb``: one 5 MB line of ordinary data (a dumped record), the error at its end;
 * ``one-line-5mb``: one 5 MB line of near-misses (colons, ``/bin/nvcc``,
   ``error``, ``undefined symbol``, quotes) with a real error in the middle:
   the case that made the former scan quadratic;
@@ -42,6 +43,12 @@ def one_line(size: int) -> bytes:
     return (half + " " + ERROR + " " + half).encode()
 
 
+def one_line_plain(size: int) -> bytes:
+    """A 5 MB line of ordinary data (a dumped tensor / JSON record), the error at its end."""
+    item = '{"step": 1234, "loss": 0.123456, "lr": 0.0001, "grad_norm": 1.2345},'
+    return (item * (size // len(item)) + " " + ERROR).encode()
+
+
 def build_log(size: int) -> bytes:
     block = ("[12/80] /usr/local/cuda/bin/nvcc -I/x/include -c /x/src/cuda/ms_deform_attn_cuda.cu -o /x/build/a.o "
              "-gencode=arch=compute_86,code=sm_86 -std=c++17\n"
@@ -75,7 +82,10 @@ def main() -> int:
     args = parser.parse_args()
     results = {}
     with tempfile.TemporaryDirectory() as tmp:
-        for name, data in (("one-line-5mb", one_line(5 * 1024 * 1024)), ("build-50mb", build_log(50 * 1024 * 1024))):
+        cases = (("one-line-5mb", one_line(5 * 1024 * 1024)), ("plain-line-5mb", one_line_plain(5 * 1024 * 1024)),
+                 ("build-50mb", build_log(50 * 1024 * 1024)))
+        load_before = os.getloadavg()[0]
+        for name, data in cases:
             path = os.path.join(tmp, name + ".log")
             with open(path, "wb") as fh:
                 fh.write(data)
@@ -87,12 +97,15 @@ def main() -> int:
             b, o = statistics.median(base), statistics.median(ours)
             results[name] = {"bytes": len(data), "baseline_s": round(b, 4), "explain_s": round(o, 4),
                              "ratio": round(o / b, 1)}
+    load = (round(load_before, 2), round(os.getloadavg()[0], 2))
     if args.json:
-        print(json.dumps(results, indent=2))
+        print(json.dumps({"load_average_before_after": load, "cpus": os.cpu_count(), "results": results}, indent=2))
     else:
         for name, r in results.items():
             print(f"{name:14} {r['bytes'] / 2**20:6.1f} MiB  read+splitlines {r['baseline_s']:.3f} s  "
                   f"explain {r['explain_s']:.3f} s  ratio {r['ratio']:.1f}x")
+        print(f"load average {load[0]} before, {load[1]} after, on {os.cpu_count()} CPUs (a busy machine inflates "
+              "both columns)")
     return 0
 
 

@@ -17,7 +17,7 @@ from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 from envdoctor.explain import roles as R
 from envdoctor.explain.catalog import SIGNATURES
-from envdoctor.explain.logfacts import LogFacts, Scanner, gather
+from envdoctor.explain.logfacts import FACT_ANCHORS, LogFacts, Scanner, gather
 from envdoctor.explain.reading import Log
 from envdoctor.explain.signature import CAUSE, SYMPTOM, TALK, Context, Signature, render
 from envdoctor.explain import talk
@@ -123,6 +123,8 @@ def analyse(log: Log, machine: Optional[Dict[str, Any]] = None) -> Analysis:
         starts.append(starts[-1] + len(line) + 1)
     roles = R.classify_all(log.lines)
     scanner = Scanner(text, starts)
+    if R.NOISE not in roles:  # one set of passes for the facts' and the signatures' anchors
+        scanner.prefetch(list(FACT_ANCHORS) + [p.anchor for s in SIGNATURES for p in s.phrasings])
     facts = gather(scanner)  # facts also come from noise: command lines name the nvcc, CMake says the CUDA
     # Signatures are looked for only on lines that are not noise (command lines, INFO, progress): a copy of
     # the log without them is often a fraction of its size.

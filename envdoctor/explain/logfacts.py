@@ -78,10 +78,10 @@ class Scanner:
         low, noise = self.low, self.noise
         for first, members in groups.items():
             found: Dict[str, List[int]] = {a: [] for a in members}
-            live = list(members)
+            live, pos = list(members), 0
             while live:
                 rx = re.compile(re.escape(first) + "(?:" + "|".join(re.escape(a[1:]) for a in live) + ")")
-                pos, restart = 0, False
+                saturated = False
                 while True:
                     match = rx.search(low, pos)
                     if match is None:
@@ -93,20 +93,14 @@ class Scanner:
                     for anchor in live:
                         if low.startswith(anchor, start):
                             found[anchor].append(start)
-                    full = [a for a in live if len(found[a]) >= MAX_HITS]
-                    if full:  # stop looking for anchors already seen often enough
-                        live = [a for a in live if a not in full]
-                        pos, restart = start + 1, True
-                        break
                     pos = start + 1
-                if not restart:
+                    if any(len(found[a]) >= MAX_HITS for a in live):
+                        # Stop looking for anchors seen often enough; go on with the others from here.
+                        live = [a for a in live if len(found[a]) < MAX_HITS]
+                        saturated = True
+                        break
+                if not saturated:
                     break
-                # rebuild the expression without the saturated anchors and go on from here
-                rest = live
-                live = []
-                for anchor in rest:
-                    more = self._find_from(anchor, pos, MAX_HITS - len(found[anchor]))
-                    found[anchor].extend(more)
             self._hits.update(found)
 
     def _find_from(self, anchor: str, pos: int, limit: int) -> List[int]:

@@ -110,10 +110,11 @@ def clean(text: str) -> List[str]:
     """Normalise decoded text into lines (``\\n``-separated; a lone ``\\r`` does not start a line)."""
     if "\x1b" in text:
         text = _ANSI.sub("", text)
-    # str.translate with a dict costs a dictionary lookup per character; replace only what is there.
-    for char, plain in _PUNCT_MAP.items():
-        if char in text:
-            text = text.replace(char, plain)
+    if not text.isascii():
+        # A single-character search is a fast C scan; str.translate would cost a dict lookup per character.
+        for char, plain in _PUNCT_MAP.items():
+            if char in text:
+                text = text.replace(char, plain)
     if "\x00" in text:
         text = text.replace("\x00", "")
     text = text.replace("\r\n", "\n")

@@ -86,3 +86,23 @@ def test_large_utf16_input_stays_aligned():
 def test_small_input_has_no_notice():
     log = read_stream(io.BytesIO(LOG.encode()))
     assert log.notices == [] and log.gap_index is None
+
+
+from hypothesis import given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+_PIECES = [ERROR.encode(), b"\r", b"\n", b"\x00", b"\xff\xfe", b"\xfe\xff", b"\xef\xbb\xbf", b"\x1b[31m", b"\x1b]0;",
+           "\u2018".encode(), b"\x80", b"error: ", b"warning: ", b"/bin/nvcc", b"CUDA_HOME=':", b" " * 50]
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.one_of(st.binary(max_size=40), st.sampled_from(_PIECES)), max_size=30))
+def test_any_bytes_are_read_and_explained_without_raising(parts):
+    data = b"".join(parts)
+    log = from_bytes(data)
+    result = analyse(log)
+    for item in result.explanations:
+        assert 1 <= item.line_no <= len(log.lines) and item.diagnosis and item.fix
+    assert result.first_error is None or 1 <= result.first_error[0] <= len(log.lines)
+    streamed = read_stream(io.BytesIO(data), max_bytes=64)
+    analyse(streamed)  # head/tail cuts anywhere, in any encoding
