@@ -54,6 +54,7 @@ class Event:
     index: int  # line index in the Log
     groups: Tuple[Optional[str], ...]
     role: str
+    col: int = 0  # where in the line the match starts (long lines are quoted around it)
 
 
 @dataclass
@@ -70,8 +71,16 @@ class Analysis:
         return bool(self.explanations)
 
 
-def _line_text(log: Log, index: int) -> str:
-    return log.lines[index].strip()[:500]
+QUOTE = 500
+
+
+def _line_text(log: Log, index: int, col: int = 0) -> str:
+    """The line, stripped; a long line is quoted around ``col`` with "…" where it was cut."""
+    line = log.lines[index]
+    if len(line) <= QUOTE:
+        return line.strip()
+    start = max(0, min(col - QUOTE // 3, len(line) - QUOTE))
+    return ("…" if start else "") + line[start:start + QUOTE].strip() + ("…" if start + QUOTE < len(line) else "")
 
 
 def _events(scanner: Scanner, kept: List[int], roles: List[str]) -> List[Event]:
@@ -82,11 +91,12 @@ def _events(scanner: Scanner, kept: List[int], roles: List[str]) -> List[Event]:
         seen: Dict[int, bool] = {}
         for phrasing in signature.phrasings:
             for pos, match in scanner.search(phrasing.anchor, phrasing.regex):
-                index = kept[scanner.line_index(pos)]
+                line = scanner.line_index(pos)
+                index = kept[line]
                 if index in seen or len(seen) >= MAX_EVIDENCE:
                     continue
                 seen[index] = True
-                events.append(Event(signature, index, match.groups(), roles[index]))
+                events.append(Event(signature, index, match.groups(), roles[index], pos - scanner.starts[line]))
     return events
 
 
@@ -199,8 +209,9 @@ def _ctx(cand: _Candidate, log: Log, facts: LogFacts, machine: Dict[str, Any]) -
 def _make(cand: _Candidate, log: Log, ctx: Context, category: str, score: float, diagnosis, fix,
           alternative_to: Optional[str] = None) -> Explanation:
     index = cand.event.index
-    evidence = tuple((log.number(i), _line_text(log, i)) for i in cand.evidence)
-    return Explanation(category, log.number(index), _line_text(log, index), _clean(render(diagnosis, ctx)),
+    quote = _line_text(log, index, cand.event.col)
+    evidence = tuple((log.number(i), quote if i == index else _line_text(log, i)) for i in cand.evidence)
+    return Explanation(category, log.number(index), quote, _clean(render(diagnosis, ctx)),
                        _clean(render(fix, ctx)), label(score), round(score, 2), evidence, cand.event.signature.id,
                        alternative_to)
 
