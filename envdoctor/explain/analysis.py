@@ -155,7 +155,6 @@ def analyse(log: Log, machine: Optional[Dict[str, Any]] = None) -> Analysis:
             explanations.append(item)
     if not explanations:
         explanations = talk.from_talk(log, scanner, facts, roles)
-    explanations = _order(explanations)
     first = _first_error(log, roles, explanations)
     hint = None if explanations else _consequence_hint(log, roles)
     return Analysis(explanations, first, hint, list(log.notices), facts.to_dict(), sorted(machine))
@@ -186,7 +185,8 @@ def _causality(cands: List[_Candidate]) -> List[_Candidate]:
         for i, cand in enumerate(result):
             for j in range(i):
                 other = result[j]
-                if other.category in cand.event.signature.explains and other is not cand and cand.tier <= 1 + other.tier:
+                explained = other.category in cand.event.signature.explains
+                if explained and other is not cand and cand.tier <= 1 + other.tier:
                     result.insert(j, result.pop(i))
                     cand.tier = min(cand.tier, other.tier)
                     changed = True
@@ -194,12 +194,6 @@ def _causality(cands: List[_Candidate]) -> List[_Candidate]:
             if changed:
                 break
     return result
-
-
-def _order(items: List[Explanation]) -> List[Explanation]:
-    """Main findings keep the log's order; an alternative never precedes the finding it belongs to unless it
-    is more likely."""
-    return items
 
 
 def _ctx(cand: _Candidate, log: Log, facts: LogFacts, machine: Dict[str, Any]) -> Context:
@@ -219,7 +213,6 @@ def _make(cand: _Candidate, log: Log, ctx: Context, category: str, score: float,
 def _with_alternatives(cand: _Candidate, log: Log, facts: LogFacts, machine: Dict[str, Any]) -> List[Explanation]:
     sig = cand.event.signature
     ctx = _ctx(cand, log, facts, machine)
-    line = log.lines[cand.event.index]
     main_score = cand.score
     main_category = sig.category
     alt_scores = {alt.category: alt.confidence for alt in sig.alternatives}

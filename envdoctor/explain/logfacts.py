@@ -200,15 +200,18 @@ _DOCKER = re.compile(r"(?<![\w.-])(?:docker|nvidia-docker|podman|apptainer|singu
                      r"|/\.dockerenv|(?<![\w-])--gpus\b|--runtime[= ]nvidia|\bcontainers?\b|容器"
                      r"|\broot@[0-9a-f]{12}\b|nvidia/cuda:\S+", re.I)
 _CVD = re.compile(r"CUDA_VISIBLE_DEVICES[ \t]*[=:][ \t]*(\"[^\"\n]*\"|'[^'\n]*'|\S*)")
-_NVCC_PATH = re.compile(r"(?:command|compiler|execute|Using|CUDA compiler:?)\s*[:'\"]*\s*'?\"?((?:[A-Za-z]:)?[^\s'\":]*?/nvcc(?:\.exe)?)\b", re.I)
+_NVCC_PATH = re.compile(r"(?:command|compiler|execute|Using|CUDA compiler:?)\s*[:'\"]*\s*'?\"?"
+                        r"((?:[A-Za-z]:)?[^\s'\":]*?/nvcc(?:\.exe)?)\b", re.I)
 # The compiler of a build command line: "[1/2] /usr/local/bin/nvcc -MD ...".
 _NVCC_COMMAND = re.compile(r"^(?:\[\s*\d+/\d+\]\s+)?((?:[A-Za-z]:)?[^\s'\":]*/nvcc(?:\.exe)?)\s+-", re.M)
 _NVCC_RELEASE = re.compile(r"release (\d+\.\d+), V\d")
 _SMI = re.compile(r"CUDA Version:\s*(\d+\.\d+)")
 _DRIVER = re.compile(r"Driver Version:\s*(\d+\.\d+(?:\.\d+)?)")
-_TORCH = re.compile(r"\btorch(?:==|\s+version:?\s*|\s+|-)(\d+\.\d+(?:\.\d+)?)(?:\+cu(\d{2,3}))?|PyTorch version:\s*(\d+\.\d+(?:\.\d+)?)(?:\+cu(\d{2,3}))?", re.I)
+_TORCH = re.compile(r"\btorch(?:==|\s+version:?\s*|\s+|-)(\d+\.\d+(?:\.\d+)?)(?:\+cu(\d{2,3}))?"
+                    r"|PyTorch version:\s*(\d+\.\d+(?:\.\d+)?)(?:\+cu(\d{2,3}))?", re.I)
 _TORCH_CUDA = re.compile(r"CUDA used to build PyTorch:\s*(\d+\.\d+)|compile\s+PyTorch \((\d+\.\d+)\)")
-_CUDA_MENTION = re.compile(r"(?:\bcuda|/cuda-|\bCUDA Toolkit|\bCUDA detected:|cuda_|\bcu)[ _-]?(?:toolkit[ _-]?)?[vV]?(\d{1,2}\.\d)(?!\d*\.\d)\b", re.I)
+_CUDA_MENTION = re.compile(r"(?:\bcuda|/cuda-|\bCUDA Toolkit|\bCUDA detected:|cuda_|\bcu)[ _-]?(?:toolkit[ _-]?)?"
+                           r"[vV]?(\d{1,2}\.\d)(?!\d*\.\d)\b", re.I)
 _GPU = re.compile(r"((?:NVIDIA |GeForce |Tesla |Quadro |RTX )[\w -]*?(?:\d{3,4}\w*|A\d{2,3}\w*|[HVTPLK]\d{2,3}\w*))\b")
 _OPS = re.compile(r"((?:[A-Za-z]:)?[\w./\\~-]*?[/\\]ops)[/\\](?:functions|modules|src|setup\.py|make\.sh)")
 

@@ -8,7 +8,7 @@ toolkits competing. Both are inferred (medium confidence at most).
 from __future__ import annotations
 
 import re
-from typing import List, Optional, Sequence
+from typing import List, Sequence
 
 from envdoctor.explain.logfacts import LogFacts, Scanner
 from envdoctor.explain.reading import Log
@@ -40,7 +40,7 @@ def _find(log: Log, pattern: "re.Pattern[str]", limit: int = 3) -> List[tuple]:
 
 
 def from_talk(log: Log, scanner: Scanner, facts: LogFacts, roles: Sequence[str]) -> list:
-    from envdoctor.explain.analysis import Explanation, label  # noqa: the one Explanation type
+    from envdoctor.explain.analysis import Explanation, label  # noqa: E402 (the one Explanation type; a cycle at import)
 
     def make(category: str, index: int, score: float, diagnosis: str, fix: str, evidence: List[int]):
         ev = tuple((log.number(i), log.lines[i].strip()[:500]) for i in evidence[:5])

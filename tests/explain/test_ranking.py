@@ -55,7 +55,8 @@ def test_ambiguous_driver_message_gives_ranked_alternatives_with_honest_confiden
     assert [(e.category, e.confidence) for e in found] == [("driver_too_old", "medium"),
                                                             ("container_gpu_not_exposed", "low")]
     assert found[1].alternative_to == "driver_too_old" and found[1].line_no == found[0].line_no
-    in_docker = explain("$ docker run -it img python t.py\nCUDA driver version is insufficient for CUDA runtime version")
+    in_docker = explain("$ docker run -it img python t.py\n" + "CUDA driver version is insufficient for CUDA runtime "
+                        "version")
     assert [e.category for e in in_docker] == ["container_gpu_not_exposed", "driver_too_old"]
 
 
