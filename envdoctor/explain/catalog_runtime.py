@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from envdoctor.explain import fixtext as fx
 from envdoctor.explain.catalog import (ARCH_TORCH, CHECK, CONTAINER, GPU_SELECTION, PREBUILT, _TORCH_SYMBOL)
-from envdoctor.explain.signature import SYMPTOM, Signature, phrase
+from envdoctor.explain.signature import SYMPTOM, Alternative, Signature, phrase
 
 RUNTIME = (    Signature(
         "cudnn-mismatch", "cudnn_mismatch",
@@ -62,6 +62,31 @@ RUNTIME = (    Signature(
         confidence=0.6, strength=SYMPTOM, alternatives=(GPU_SELECTION, CONTAINER),
         must_fire=("cudaGetDeviceCount returned 38\n-> no CUDA-capable device is detected",),
         must_not_fire=("Detected 1 CUDA Capable device(s)",)),
+    Signature(
+        "no-gpus-available", "gpu_selection",
+        (phrase("no cuda gpus are available", r"No CUDA GPUs are available()"),),
+        "torch found a working driver but zero GPUs: CUDA_VISIBLE_DEVICES (often set inside the script or its "
+        "launcher, e.g. `os.environ[\"CUDA_VISIBLE_DEVICES\"] = \"1\"`) or a GPU-id option selects GPUs that "
+        "do not exist here.",
+        "Look for CUDA_VISIBLE_DEVICES / gpu_id / --gpus in the script, its config and launcher; use existing "
+        "indices (`nvidia-smi -L` lists them, `0` on a one-GPU machine) or remove the setting.",
+        confidence=0.6, strength=SYMPTOM,
+        alternatives=(Alternative(
+            "driver_not_loaded", 0.3, "No GPU is visible to this process at all (driver not loaded, or a "
+            "container without GPU access).", "Check `nvidia-smi`; reboot or reinstall the driver, or start the "
+            "container with `--gpus all`."),),
+        must_fire=("RuntimeError: No CUDA GPUs are available",),
+        must_not_fire=("CUDA GPUs available: 2",)),
+    Signature(
+        "no-driver-found", "driver_not_loaded",
+        (phrase("found no nvidia driver on your system", r"Found no NVIDIA driver on your system()"),),
+        "torch finds no NVIDIA driver: none is installed or its kernel module is not loaded (or this container has "
+        "no GPU access).",
+        "Check `nvidia-smi`: install the driver, reboot after a kernel update, or start the container with "
+        "`--gpus all`.", confidence=0.7, alternatives=(CONTAINER,),
+        must_fire=("AssertionError: Found no NVIDIA driver on your system. Please check that you have an NVIDIA GPU "
+                   "and installed a driver",),
+        must_not_fire=("NVIDIA driver 550 found",)),
     Signature(
         "invalid-ordinal", "gpu_selection",
         (phrase("invalid device ordinal", r"invalid device ordinal()"),
@@ -213,6 +238,9 @@ RUNTIME = (    Signature(
     Signature(
         "nccl-socket", "nccl",
         (phrase("no socket interface found", r"no socket interface found()"),
+         phrase("ncclremoteerror", r"ncclRemoteError()"),
+         phrase("remote process exited or there was a network error", r"remote process exited or there was a "
+                r"network error()"),
          phrase("socket", r"NCCL WARN[^\n]*(?:socket|connect|Connection refused|Net :)[^\n]*()"),
          phrase("nccl_socket_ifname", r"NCCL_SOCKET_IFNAME[^\n]*(?:not found|no interface|invalid)()")),
         "NCCL could not set up its network transport: no usable network interface, or the peers cannot reach each "
@@ -280,6 +308,15 @@ RUNTIME = (    Signature(
                      "\"8.0;8.6;9.0\"), then build again; the build itself needs no GPU."),
         must_fire=("    arch_list[-1] += '+PTX'\n    ~~~~~~~~~^^^^\nIndexError: list index out of range",),
         must_not_fire=("IndexError: list index out of range",)),
+    Signature(
+        "extra-compile-args-cxx", "other",
+        (phrase("extra_postargs['cxx']", r"extra_postargs\['cxx'\]()"),
+         phrase("keyerror: 'cxx'", r"KeyError: 'cxx'()")),
+        "The setup.py gives extra_compile_args without a 'cxx' entry (only 'nvcc'); torch's ninja builder reads "
+        "both.",
+        "Add `\"cxx\": []` next to `\"nvcc\": [...]` in extra_compile_args in setup.py, then build again.",
+        must_fire=("    post_cflags = extra_postargs['cxx']\nKeyError: 'cxx'",),
+        must_not_fire=("extra_compile_args={'cxx': ['-O2'], 'nvcc': ['-O2']}",)),
     Signature(
         "build-ninja", "other",
         (phrase("build.ninja", r"No such file or directory:\s*'?[^'\n]*build\.ninja()"),),

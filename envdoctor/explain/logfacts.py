@@ -199,7 +199,8 @@ class LogFacts:
 _DOCKER = re.compile(r"(?<![\w.-])(?:docker|nvidia-docker|podman|apptainer|singularity)(?![\w-])"
                      r"|/\.dockerenv|(?<![\w-])--gpus\b|--runtime[= ]nvidia|\bcontainers?\b|容器"
                      r"|\broot@[0-9a-f]{12}\b|nvidia/cuda:\S+", re.I)
-_CVD = re.compile(r"CUDA_VISIBLE_DEVICES[ \t]*[=:][ \t]*(\"[^\"\n]*\"|'[^'\n]*'|\S*)")
+# CUDA_VISIBLE_DEVICES=1, export CUDA_VISIBLE_DEVICES="", os.environ["CUDA_VISIBLE_DEVICES"] = '1'
+_CVD = re.compile(r"CUDA_VISIBLE_DEVICES['\"]?\]?[ \t]*[=:][ \t]*(\"[^\"\n]*\"|'[^'\n]*'|[^\s;,)]*)")
 _NVCC_PATH = re.compile(r"(?:command|compiler|execute|Using|CUDA compiler:?)\s*[:'\"]*\s*'?\"?"
                         r"((?:[A-Za-z]:)?[^\s'\":]*?/nvcc(?:\.exe)?)\b", re.I)
 # The compiler of a build command line: "[1/2] /usr/local/bin/nvcc -MD ...".

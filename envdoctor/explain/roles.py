@@ -19,7 +19,8 @@ ERROR, WARNING, NOTE, CONSEQUENCE, NOISE, TEXT = "error", "warning", "note", "co
 # Anchored at the line start (``match``): cheap, tried first.
 _NOISE_START = re.compile(
     r"\s*(?:\[\s*\d+\s*/\s*\d+\s*\]\s|\[\s*\d+%\]\s|--\s|-- $|#\d+\s+\d+\.\d+\s"  # ninja, make, cmake, docker build
-    r"|(?:\S*/)?(?:nvcc|c\+\+|g\+\+|gcc|cc|clang\+\+|clang|cl|x86_64-\S+-g\+\+|ld)(?:\.exe)?\"?\s+-\S"  # commands
+    # command lines (a path with a ':' in it is a broken CUDA_HOME showing, not a plain command)
+    r"|(?:[^\s:]*/)?(?:nvcc|c\+\+|g\+\+|gcc|cc|clang\+\+|clang|cl|x86_64-\S+-g\+\+|ld)(?:\.exe)?\"?\s+-\S"
     r"|(?:running|copying|creating|writing|reading|building|installing|byte-compiling|adding|removing)\s"
     r"|Emitting ninja|Compiling objects|Allowing ninja|Using envvar|Detected CUDA files|Scanning dependencies"
     r"|Building (?:CXX|C|CUDA|NVCC)|Linking (?:CXX|C|CUDA)|Built target|Consolidate compiler|Processing "
