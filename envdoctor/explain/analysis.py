@@ -254,6 +254,7 @@ def _with_alternatives(cand: _Candidate, log: Log, facts: LogFacts, machine: Dic
     if sig.category == "missing_runtime_lib" and "prebuilt_wheel_mismatch" in alt_scores:
         lib_major = re.search(r"\.so\.(\d+)", ctx.group(0) or "")
         others = [m for m in facts.cuda_mentions + ([facts.smi_cuda] if facts.smi_cuda else [])
+                  + ([facts.torch_cuda] if facts.torch_cuda else [])
                   + ([str(machine.get("nvcc.version"))] if machine.get("nvcc.version") else [])]
         if lib_major and any(o.split(".")[0] != lib_major.group(1) for o in others if o):
             alt_scores["prebuilt_wheel_mismatch"] = 0.6

@@ -125,6 +125,19 @@ BUILD = (
                    "Could not find nvcc, please set CUDAToolkit_ROOT."),
         must_not_fire=("-- Check for working CUDA compiler: /usr/local/cuda/bin/nvcc -- works",)),
     Signature(
+        "project-needs-newer-cuda", "multiple_cuda_toolkits",
+        (phrase("cuda", r"(?:only supported on|requires?|needs?) CUDA (\d+\.\d+)\+? (?:and|or) (?:above|newer|later)"
+                r"[^\n]{0,120}?nvcc()"),
+         phrase("nvcc", r"nvcc[^\n]{0,40}version[^\n]{0,20}(?:is )?(?:too old|older than|< ?)[^\n]{0,20}?(\d+\.\d+)()")),
+        "The project's setup checks the nvcc it finds and needs CUDA {g0} or newer: the nvcc first on PATH (or "
+        "under CUDA_HOME) is an older toolkit than the one you installed, or no newer toolkit is installed.",
+        "Run `which -a nvcc` and `nvcc -V`; put the CUDA >= {g0} toolkit first: `export "
+        "PATH=/usr/local/cuda-X.Y/bin:$PATH CUDA_HOME=/usr/local/cuda-X.Y` (or install one). " + CHECK,
+        confidence=0.55,
+        must_fire=("RuntimeError: FlashAttention is only supported on CUDA 11.7 and above.  Note: make sure nvcc has a "
+                   "supported version by running nvcc -V.",),
+        must_not_fire=("Requires CUDA 11.7 and above for best performance",)),
+    Signature(
         "link-cudart", "link_cudart_not_found",
         (phrase("cannot find -l", r"cannot find -l(cudart\w*|cuda|cublas\w*|cudadevrt|nvrtc|curand|cufft|cusparse|"
                 r"cusolver|nvToolsExt|cudnn)\b"),

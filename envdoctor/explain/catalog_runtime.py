@@ -42,7 +42,7 @@ RUNTIME = (    Signature(
          phrase("module nvidia not found", r"Module nvidia(?:-uvm)? not found()"),
          phrase("nvrm:", r"^[^\n]*NVRM:[^\n]*(?:failed|not|mismatch|unable|error)[^\n]*()"),
          phrase("kernel driver does not appear", r"kernel driver does not appear to be running()"),
-         phrase("libcuda.so.1", r"libcuda\.so\.1: cannot open shared object file()")),
+         phrase("libcuda.so.1", r"libcuda\.so\.1: cannot open shared object file()|ImportError: libcuda\.so\.1\s*$()")),
         "The NVIDIA kernel driver is not loaded for the running kernel (a kernel update without a reboot or a DKMS "
         "rebuild, or nouveau holding the GPU).",
         "Reboot; if that does not help, reinstall the driver for the running kernel (`sudo dkms autoinstall` or "
@@ -128,7 +128,8 @@ RUNTIME = (    Signature(
         "ext-without-cuda", "ext_built_without_cuda",
         (phrase("not compiled with gpu support", r"(?:Detectron2 is )?not compiled with GPU support()"),
          phrase("cuda compiler", r"CUDA compiler\s+not available()"),
-         phrase("compiled without cuda", r"(?:compiled|built) without CUDA (?:support)?()")),
+         phrase("compiled without cuda", r"(?:compiled|built) without CUDA (?:support)?()"),
+         phrase("without cuda", r"Compiling ([\w.]+) without CUDA()")),
         "The extension (detectron2's _C or a project's ops) was compiled without CUDA: no nvcc / CUDA_HOME, or no "
         "GPU visible at build time, so its GPU kernels are missing.", fx.without_cuda_fix,
         must_fire=("RuntimeError: Not compiled with GPU support (ROIAlign_forward at /d2/ROIAlign.h:73)",
@@ -170,7 +171,9 @@ RUNTIME = (    Signature(
          phrase("cannot import name", r"cannot import name\s*['\"]?(_C|_ext|\w*_cuda\w*)['\"]?(?:\s+from\s+['\"]?"
                 r"([\w.]+))?"),
          phrase("multiscaledeformableattention", r"import (MultiScaleDeformableAttention)[^\n]{0,40}(?:这个报错|"
-                r"没有这个模块|报错)")),
+                r"没有这个模块|报错)"),
+         # A package that imports its compiled _C inside try/except and fails at the first call.
+         phrase("name '_c' is not defined", r"NameError: name '(_C)' is not defined")),
         "The compiled extension {g0} was never built or installed in this environment (or a source checkout "
         "shadows the installed package).",
         lambda ctx: fx.msda_fix(ctx) if "multiscaledeformable" in (ctx.group(0) or ctx.line).lower() else

@@ -212,7 +212,7 @@ _TORCH = re.compile(r"\btorch(?:==|\s+version:?\s*|\s+|-)(\d+\.\d+(?:\.\d+)?)(?:
                     r"|PyTorch version:\s*(\d+\.\d+(?:\.\d+)?)(?:\+cu(\d{2,3}))?", re.I)
 _TORCH_CUDA = re.compile(r"CUDA used to build PyTorch:\s*(\d+\.\d+)|compile\s+PyTorch \((\d+\.\d+)\)")
 _CUDA_MENTION = re.compile(r"(?:\bcuda|/cuda-|\bCUDA Toolkit|\bCUDA detected:|cuda_|\bcu)[ _-]?(?:toolkit[ _-]?)?"
-                           r"[vV]?(\d{1,2}\.\d)(?!\d*\.\d)\b", re.I)
+                           r"(?:version[ :]*(?:is )?)?[vV]?(\d{1,2}\.\d)(?!\d*\.\d)\b", re.I)
 _GPU = re.compile(r"((?:NVIDIA |GeForce |Tesla |Quadro |RTX )[\w -]*?(?:\d{3,4}\w*|A\d{2,3}\w*|[HVTPLK]\d{2,3}\w*))\b")
 _OPS = re.compile(r"((?:[A-Za-z]:)?[\w./\\~-]*?[/\\]ops)[/\\](?:functions|modules|src|setup\.py|make\.sh)")
 

@@ -95,7 +95,7 @@ def _classify(head: str):
             ("error" in low or "fail" in low or "exit" in low or "ninja" in low)
             and _CONSEQUENCE_ANYWHERE.search(head)):
         return CONSEQUENCE, False
-    if _NOTE_START.match(head) or "note:" in low:
+    if _NOTE_START.match(head):
         return NOTE, False
     warning = _WARNING.search(head) if any(word in low for word in _WARNING_WORDS) else None
     error = _ERROR.search(head) if any(word in low for word in _ERROR_WORDS) else None
