@@ -1,0 +1,62 @@
+"""Device code read from real binaries' .nv_fatbin sections, and modules imported in fresh interpreters."""
+import os
+import shutil
+import sys
+
+import pytest
+
+from envdoctor.parsers import fatbin
+from envdoctor.probes.base import ProbeContext
+from envdoctor.probes.imports import probe_imports
+
+FIXTURES = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "fixtures", "ci")
+
+
+@pytest.mark.parametrize("name, archs", [
+    ("sm80_sm90a_ptx90.so", ["compute_90", "sm_80", "sm_90a"]),
+    ("sm100f_ptx86_compressed.so", ["compute_86", "sm_100f"]),
+    ("plain_no_device_code.so", []),
+])
+def test_archs_of_real_binaries(name, archs):
+    read = fatbin.device_archs(os.path.join(FIXTURES, name))
+    assert read == {"archs": archs, "has_device_code": bool(archs), "error": None}
+
+
+def test_unreadable_and_non_elf_files_are_errors_not_exceptions(tmp_path):
+    assert fatbin.device_archs(str(tmp_path / "missing.so"))["error"].startswith("cannot read")
+    assert "not a readable ELF file" in fatbin.device_archs(os.path.join(FIXTURES, "README.md"))["error"]
+    truncated = tmp_path / "truncated.so"
+    truncated.write_bytes(open(os.path.join(FIXTURES, "sm80_sm90a_ptx90.so"), "rb").read()[:3000])
+    assert fatbin.device_archs(str(truncated))["error"]
+
+
+def _module_tree(tmp_path):
+    """A sealed PYTHONPATH: a module that imports, one that raises, one that kills its interpreter,
+    and a package holding a copy of a real CUDA binary."""
+    root = tmp_path / "site"
+    (root / "okmod.py").parent.mkdir(parents=True)
+    (root / "okmod.py").write_text("VALUE = 1\n")
+    (root / "badmod.py").write_text("raise ImportError('undefined symbol: _ZN3c104cuda')\n")
+    (root / "crashmod.py").write_text("import os\nos.abort()\n")
+    package = root / "kernels_pkg"
+    package.mkdir()
+    (package / "__init__.py").write_text("")
+    shutil.copy(os.path.join(FIXTURES, "sm80_sm90a_ptx90.so"), package / "_C.so")
+    return root
+
+
+def test_imports_in_fresh_interpreters(tmp_path):
+    root = _module_tree(tmp_path)
+    ctx = ProbeContext(env={"PATH": os.environ.get("PATH", ""), "PYTHONPATH": str(root)}, paths=(),
+                       python=sys.executable)
+    facts = {f.key: f.value for f in probe_imports(ctx, ["okmod", "badmod", "crashmod"], ["kernels_pkg", "badmod"])}
+    checked = facts["import_check"]
+    assert checked["okmod"]["status"] == "ok" and checked["okmod"]["file"].endswith("okmod.py")
+    assert checked["badmod"] == {"status": "import_error", "file": None,
+                                 "message": "ImportError: undefined symbol: _ZN3c104cuda"}
+    assert checked["crashmod"]["status"] == "crashed" and "signal 6" in checked["crashmod"]["message"]
+    device = facts["device_code"]
+    assert device["kernels_pkg"]["error"] is None
+    assert [b["archs"] for b in device["kernels_pkg"]["binaries"]] == [["compute_90", "sm_80", "sm_90a"]]
+    assert device["badmod"]["error"].startswith("does not import: ImportError")
+    assert "kernels_pkg" in checked and "device_code" not in {f.key for f in probe_imports(ctx, ["okmod"])}
