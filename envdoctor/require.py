@@ -169,11 +169,14 @@ def table_of(data: Dict[str, Any]) -> Optional[Any]:
 
 
 def display_path(path: str, cwd: Optional[str] = None) -> str:
-    """The path relative to the working directory when inside it (reports carry no home path)."""
+    """The path relative to the working directory when it lies below it or in one of its parents
+    (``../pyproject.toml``), else absolute."""
     cwd = cwd or os.getcwd()
     absolute = os.path.abspath(path)
     rel = os.path.relpath(absolute, cwd)
-    return absolute if rel.startswith("..") else rel
+    parts = rel.split(os.sep)
+    ups = len(parts) - len([p for p in parts if p != ".."])
+    return rel if ".." not in parts[ups:] and (ups == 0 or len(parts) == ups + 1) else absolute
 
 
 def load_requirements(path: str, missing_table_ok: bool = False) -> Requirements:
@@ -227,10 +230,6 @@ def requirement_facts(reqs: Requirements) -> List[Fact]:
     return [Fact(key=f"require.{key}", value=value, source=source) for key, value in reqs.values.items()]
 
 
-def has_requirements(facts) -> bool:
-    return any(key.startswith("require.") for key in facts.keys())
-
-
 def needs_import_probe(reqs: Requirements) -> List[str]:
     """Modules a fresh interpreter must import (imports and cuda_kernels together)."""
     modules = list(reqs.values.get("imports", [])) + list(reqs.values.get("cuda_kernels", []))
@@ -258,9 +257,14 @@ def _with_requirements(facts, reqs: Optional[Requirements], extra=()):
 
 
 def _skip_undeclared(facts, skip: Sequence[str]) -> Tuple[str, ...]:
-    # Without a table the ED8xx rules have nothing to check: leave them out of the report
-    # instead of listing eleven skipped checks.
-    return tuple(skip) if has_requirements(facts) else tuple(skip) + ("ED8*",)
+    """``skip`` plus the requirement rules (ED8xx) whose key the project does not declare: they
+    have nothing to check, and are left out of the report instead of listed as skipped."""
+    from envdoctor.rules import all_rules
+
+    undeclared = [r.code for r in all_rules()
+                  if any(n.startswith("require.") for n in r.needs)
+                  and not all(n in facts for n in r.needs if n.startswith("require."))]
+    return tuple(skip) + tuple(undeclared)
 
 
 def diagnose_with(facts, reqs: Optional[Requirements], only: Sequence[str] = (), skip: Sequence[str] = (),
@@ -286,7 +290,7 @@ def run_check(reqs: Optional[Requirements], env: Optional[Mapping[str, str]] = N
     from envdoctor.probes.imports import probe_imports
 
     if not reqs:
-        return engine.run_check(env=env, paths=paths, quick=quick, only=only, skip=tuple(skip) + ("ED8*",),
+        return engine.run_check(env=env, paths=paths, quick=quick, only=only, skip=_skip_undeclared((), skip),
                                 timeout=timeout)
     imports, kernels = reqs.values.get("imports", []), reqs.values.get("cuda_kernels", [])
     with ThreadPoolExecutor(max_workers=1) as pool:
@@ -298,7 +302,7 @@ def run_check(reqs: Optional[Requirements], env: Optional[Mapping[str, str]] = N
         extra = pending.result() if pending else []
     merged = _with_requirements(report.facts, reqs, extra)
     meta = dict(report.meta, requirements=reqs.source)
-    return engine.diagnose(merged, only=only, skip=skip, meta=meta)
+    return engine.diagnose(merged, only=only, skip=_skip_undeclared(merged, skip), meta=meta)
 
 
 # ---------------------------------------------------------------- require --init

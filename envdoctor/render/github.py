@@ -47,8 +47,8 @@ def render_github(report: Report, redactor: Redactor, limit: int = ANNOTATIONS_P
     for level, annotations in by_level.items():
         lines.extend(annotations[:len(annotations) - left_out[level]])
     if any(left_out.values()):
-        counted = ", ".join(f"{n} {level}{'s' if n > 1 else ''}" for level, n in left_out.items() if n)
-        lines.append(f"::notice title=envdoctor::{counted} more not shown as annotations (GitHub shows "
+        counted = ", ".join(f"{n} more {level}{'s' if n > 1 else ''}" for level, n in left_out.items() if n)
+        lines.append(f"::notice title=envdoctor::{counted} not shown as annotations (GitHub shows "
                      f"{limit} per type per step): see the job summary or the report.")
     if not lines:
         lines.append("::notice title=envdoctor::No problems found.")
