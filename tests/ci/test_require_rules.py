@@ -3,6 +3,7 @@ import pytest
 
 from envdoctor.engine import diagnose
 from envdoctor.model import Fact, FactSet, Severity
+from envdoctor.rules import all_rules
 from tests.ci.test_require import machine
 
 
@@ -66,6 +67,8 @@ MET = [("ED801", {"driver": ">=535"}), ("ED802", {"torch": ">=2.0"}), ("ED803", 
 
 def test_every_unmet_case_has_a_met_case():
     assert {c for c, _, _, _ in CASES} == {c for c, _ in MET}
+    # ED810 and ED811 have their own tests below
+    assert {c for c, _ in MET} | {"ED810", "ED811"} == {r.code for r in all_rules() if r.area == "require"}
 
 
 @pytest.mark.parametrize("code, required", MET)
