@@ -299,7 +299,14 @@ def run_check(reqs: Optional[Requirements], env: Optional[Mapping[str, str]] = N
             ctx = ProbeContext(env=dict(os.environ if env is None else env), timeout=timeout, paths=())
             pending = pool.submit(probe_imports, ctx, imports, kernels)
         report = engine.run_check(env=env, paths=paths, quick=quick, only=only, skip=skip, timeout=timeout)
-        extra = pending.result() if pending else []
+        try:
+            extra = pending.result() if pending else []
+        except Exception as exc:  # a crashing probe is a result (a crashed check, exit 3), not a crash
+            from envdoctor.model import Fact
+
+            why = f"probe 'imports' crashed: {type(exc).__name__}: {exc}"
+            extra = [Fact.unavailable("probe.imports", why, source="envdoctor"),
+                     Fact.unavailable("import_check", why, source="probe imports")]
     merged = _with_requirements(report.facts, reqs, extra)
     meta = dict(report.meta, requirements=reqs.source)
     return engine.diagnose(merged, only=only, skip=_skip_undeclared(merged, skip), meta=meta)

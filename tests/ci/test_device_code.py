@@ -60,3 +60,19 @@ def test_imports_in_fresh_interpreters(tmp_path):
     assert [b["archs"] for b in device["kernels_pkg"]["binaries"]] == [["compute_90", "sm_80", "sm_90a"]]
     assert device["badmod"]["error"].startswith("does not import: ImportError")
     assert "kernels_pkg" in checked and "device_code" not in {f.key for f in probe_imports(ctx, ["okmod"])}
+
+
+def test_a_crashing_import_probe_is_a_crashed_result_not_a_crash(monkeypatch, tmp_path):
+    from envdoctor import require
+    from envdoctor.probes import imports
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("no threads left")
+
+    monkeypatch.setattr(imports, "probe_imports", broken)
+    reqs = require.Requirements(source="pyproject.toml", values={"imports": ["json"]})
+    report = require.run_check(reqs, env={"PATH": os.environ.get("PATH", "")}, paths=(), quick=True,
+                               only=["ED81*"])
+    statuses = {r.rule: (r.status, r.detail) for r in report.results}
+    assert statuses["probe.imports"][0] == "crashed" and "no threads left" in statuses["probe.imports"][1]
+    assert statuses["ED810"] == ("skipped", "not available: import_check")

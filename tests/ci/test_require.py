@@ -84,7 +84,9 @@ def test_found_from_the_directory_upward(tmp_path):
 
 def machine(**overrides):
     facts = {
+        "driver.present": True,
         "driver.version": "535.104.05",
+        "torch.status": {"status": "ok", "message": ""},
         "torch": {"version": "2.14.1+cu130", "cuda": "13.0", "nccl": "2.30.1"},
         "torchvision": {"version": "0.29.1+cu130"},
         "nvcc.version": "13.0.88",

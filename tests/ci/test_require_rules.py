@@ -31,7 +31,8 @@ DEVICE = Fact("device_code", {
 # (code, requirement, met by machine(), machine that misses it, words in the message)
 CASES = [
     ("ED801", {"driver": ">=535"}, machine(**{"driver.version": "470.82.01"}), ["470.82.01", ">=535"]),
-    ("ED801", {"driver": ">=535"}, machine(**{"driver.version": None}), ["No NVIDIA driver was found"]),
+    ("ED801", {"driver": ">=535"}, machine(**{"driver.version": None, "driver.present": False}),
+     ["No NVIDIA driver was found"]),
     ("ED802", {"torch": ">=2.0"}, machine(torch={"version": "1.13.1+cu117", "cuda": "11.7"}), ["1.13.1+cu117"]),
     ("ED803", {"torch_cuda": "13.*"}, machine(torch={"version": "2.5.1+cu121", "cuda": "12.1"}), ["12.1", "13.*"]),
     ("ED803", {"torch_cuda": "13.*"}, machine(torch={"version": "2.5.1+cpu", "cuda": None}), ["CPU-only"]),
@@ -40,6 +41,8 @@ CASES = [
     ("ED805", {"gcc": "<13"}, machine(**{"compiler.gcc": {"version": "14.1.0"}}), ["gcc 14.1.0", "<13"]),
     ("ED806", {"compute_capability": ">=9.0"}, machine(), ["A100", "(8.0)", ">=9.0"]),
     ("ED806", {"compute_capability": ">=8.0"}, machine(gpus=None), ["No GPU"]),
+    ("ED807", {"gpus": 1}, machine(gpus=None, **{"driver.present": False}), ["0 GPU(s) visible, 1 required (no NVIDIA "
+                                                                           "driver is present)"]),
     ("ED807", {"gpus": 4}, machine(), ["2 GPU(s) visible, 4 required"]),
     ("ED808", {"gpu_memory_gb": 80}, machine(), ["A100-SXM4-40GB (42.9 GB)", "less than 80 GB"]),
     ("ED808", {"gpu_memory_gb": 16}, machine(gpus=None), ["No GPU is visible"]),
