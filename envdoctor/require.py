@@ -155,6 +155,8 @@ def _toml_loads(text: str) -> Dict[str, Any]:
 def parse_toml(text: str, where: str) -> Dict[str, Any]:
     try:
         return _toml_loads(text)
+    except RequirementError:
+        raise
     except ValueError as exc:  # tomllib.TOMLDecodeError is a ValueError
         raise RequirementError(f"{where}: not valid TOML ({exc})") from None
 

@@ -152,3 +152,15 @@ def test_write_atomically_keeps_mode_and_leaves_no_temp(tmp_path):
     assert path.read_text() == "new\n"
     assert stat.S_IMODE(os.stat(path).st_mode) == 0o640
     assert [p.name for p in tmp_path.iterdir()] == ["pyproject.toml"]
+
+
+def test_without_a_toml_reader_the_message_says_what_to_install(tmp_path, monkeypatch):
+    import sys
+
+    monkeypatch.setitem(sys.modules, "tomllib", None)  # as on Python 3.9/3.10 ...
+    monkeypatch.setitem(sys.modules, "tomli", None)  # ... without tomli
+    path = write(tmp_path / "pyproject.toml", "[tool.envdoctor.require]\ngpus = 1\n")
+    with pytest.raises(RequirementError) as info:
+        require.load_requirements(path)
+    assert str(info.value) == ("reading TOML needs Python >= 3.11 or the 'tomli' package "
+                               "(python -m pip install tomli)")
