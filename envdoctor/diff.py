@@ -27,19 +27,26 @@ NONE = "none"
 Aspect = Tuple[str, Tuple[str, ...], Callable[[FactSet], Optional[str]]]
 
 
+def _text(value: Any) -> Optional[str]:
+    if value is None:
+        return None
+    if isinstance(value, list):
+        return ", ".join(map(str, value)) or "[]"
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    return str(value) if value != "" else '"" (set, empty)'
+
+
 def _field(key: str, name: str) -> Callable[[FactSet], Optional[str]]:
     def get(facts: FactSet) -> Optional[str]:
-        value = (facts.value(key) or {}).get(name)
-        return None if value is None else str(value)
+        return _text((facts.value(key) or {}).get(name))
     return get
 
 
 def _plain(key: str) -> Callable[[FactSet], Optional[str]]:
     def get(facts: FactSet) -> Optional[str]:
         value = facts.value(key)
-        if value is None or value == []:
-            return None
-        return ", ".join(map(str, value)) if isinstance(value, list) else str(value)
+        return None if value == [] else _text(value)
     return get
 
 
@@ -98,7 +105,7 @@ ASPECTS: Tuple[Aspect, ...] = (
      _plain("driver.version")),
     ("driver's newest CUDA", ("driver.cuda_max",), _plain("driver.cuda_max")),
     ("GPUs", ("gpus",), _gpus),
-    ("CUDA toolkits", ("toolkits",), _toolkits),
+    ("CUDA toolkits", ("toolkits", "toolkit"), _toolkits),
     ("nvcc", ("nvcc.path", "nvcc.real_path", "nvcc.version", "nvcc.toolkit"), _nvcc),
     ("torch", ("torch.version", "torch.status"), _torch),
     ("torch's CUDA", ("torch.cuda",), _field("torch", "cuda")),
@@ -123,15 +130,19 @@ def _aspects(facts: FactSet) -> Dict[str, Tuple[Tuple[str, ...], Optional[str]]]
     variable, compiled extension and declared requirement."""
     result = {label: (keys, get(facts)) for label, keys, get in ASPECTS}
     for name, value in sorted((facts.value("env.vars") or {}).items()):
-        result[name] = ((f"env.{name}",), value)
+        result[name] = ((f"env.{name}",), _text(value))
     for item in facts.value("builds") or []:
-        if item.get("kind") != "extension":
-            continue
         built = item.get("built_with") or {}
-        state = {True: "imports", False: "does not import", None: "import not tested"}[item.get("imports")]
-        cuda = built.get("cuda")
-        result[f"extension {item.get('name')}"] = (("builds",), f"{state}, built for "
-                                                   f"{'CUDA ' + str(cuda) if cuda else 'no CUDA'}")
+        made = ", ".join(f"{what} {built[key]}" for key, what in (("torch", "torch"), ("cuda", "CUDA"),
+                                                                 ("python", "Python")) if built.get(key))
+        if item.get("kind") == "extension":
+            state = {True: "imports", False: "does not import"}.get(item.get("imports"), "import not tested")
+            label, value = f"extension {item.get('name')}", f"{state}; built for {made or 'unknown'}"
+        else:
+            label, value = f"build dir of {item.get('name')} ({item.get('owner')})", f"built for {made or 'unknown'}"
+        while label in result:
+            label += "'"
+        result[label] = (("builds",), value)
     for key in facts.keys():
         if key.startswith("require."):
             result[f"requirement {key[8:]}"] = ((key,), _plain(key)(facts))
@@ -185,7 +196,8 @@ def _codes(report: Report) -> Dict[str, Finding]:
 
 
 def _evidence_keys(finding: Finding) -> List[str]:
-    return [e.split(" = ", 1)[0].strip() for e in finding.evidence]
+    # "env.CUDA_HOME = None" -> env.CUDA_HOME; "builds[].path = ..." -> builds.path
+    return [e.split(" = ", 1)[0].strip().replace("[]", "") for e in finding.evidence]
 
 
 def _names(keys: Sequence[str], candidates: Sequence[str]) -> bool:

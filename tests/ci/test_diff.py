@@ -91,3 +91,18 @@ def test_cli_markdown_against_json_exit_codes(tmp_path):
     assert "Traceback" not in bad.stderr
     missing = run_diff("gone.json", "ci.json", cwd=tmp_path)
     assert missing.returncode == 2 and "A: cannot read gone.json" in missing.stderr
+
+
+def test_two_scenario_machines_every_changed_finding_is_tied():
+    def load(name):
+        with open(os.path.join(ROOT, "tests", "fixtures", "scenarios", f"{name}.json"), encoding="utf-8") as fh:
+            return diagnose(Report.from_dict(json.load(fh)).facts)
+
+    result = diff.compare(load("classic_cu111"), load("this_machine"), PLAIN, needs())
+    rows = {d.what: d for d in result.differences}
+    assert result.untied == []
+    assert rows["build dir of MultiScaleDeformableAttention (mask2former)"].clears == ["ED601"]
+    assert rows["torch's CUDA"].a == "11.1" and rows["torch's CUDA"].b == "13.0"
+    assert "ED202" in rows["torch's CUDA"].clears
+    assert rows["CUDA_HOME"].a == '"" (set, empty)' and rows["CUDA_HOME"].b == "unset"
+    assert rows["torch's arch list"].b == "sm_75, sm_80, sm_86, sm_90, sm_100, sm_120"
