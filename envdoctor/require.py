@@ -250,7 +250,8 @@ def resolve(require_file: Optional[str] = None, start: str = ".", discover: bool
 def _with_requirements(facts, reqs: Optional[Requirements], extra=()):
     from envdoctor.model import FactSet
 
-    merged = FactSet(facts)
+    # A table given now replaces the requirements a saved report carries, key by key and as a whole.
+    merged = FactSet(f for f in facts if not (reqs and f.key.startswith("require.")))
     for fact in (requirement_facts(reqs) if reqs else []):
         merged.add(fact)
     for fact in extra:

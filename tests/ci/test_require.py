@@ -164,3 +164,13 @@ def test_without_a_toml_reader_the_message_says_what_to_install(tmp_path, monkey
         require.load_requirements(path)
     assert str(info.value) == ("reading TOML needs Python >= 3.11 or the 'tomli' package "
                                "(python -m pip install tomli)")
+
+
+def test_a_table_given_now_replaces_the_saved_requirements():
+    saved = FactSet(list(machine()) + [Fact("require.gpus", 8), Fact("require.torch", "<1")])
+    report = require.diagnose_with(saved, require.Requirements("ci.toml", {"gpus": 1}), only=["ED8*"])
+    assert {r.rule: r.status for r in report.results} == {"ED807": "passed"}
+    # without a new table the saved requirements are checked again
+    report = require.diagnose_with(saved, None, only=["ED8*"])
+    assert {r.rule: r.status for r in report.results} == {"ED802": "fired", "ED807": "fired"}
+    assert report.meta.get("requirements") is None
