@@ -76,3 +76,9 @@ def test_a_crashing_import_probe_is_a_crashed_result_not_a_crash(monkeypatch, tm
     statuses = {r.rule: (r.status, r.detail) for r in report.results}
     assert statuses["probe.imports"][0] == "crashed" and "no threads left" in statuses["probe.imports"][1]
     assert statuses["ED810"] == ("skipped", "not available: import_check")
+
+
+def test_the_new_facts_are_documented():
+    from tests.unit.test_probes_system import documented_keys
+
+    assert {"import_check", "device_code", "require.<key>"} <= documented_keys()
