@@ -11,7 +11,9 @@ from typing import Any, List, Optional
 
 from envdoctor.model import Fix, Severity
 from envdoctor.require import spec_allows
-from envdoctor.rules._helpers import arch_list_runs, cc_text, ev, gpu_capabilities, gpus, torch_info
+from envdoctor import knowledge as kb
+from envdoctor.rules._helpers import (arch_list_runs, cc_text, ev, find_torch_build, gpu_capabilities, gpus,
+                                      public_version, torch_info)
 from envdoctor.rules.base import rule
 
 GB = 1e9 / (1 << 20)  # MiB per GB (10^9 bytes), as GPU makers count memory
@@ -77,12 +79,39 @@ def require_torch(ctx):
     given), or change the requirement.
     """
     spec = ctx.value("require.torch")
-    fix = Fix(summary=f"Install a torch release that satisfies {spec}",
-              commands=(f"python -m pip install 'torch{_pip_spec(spec)}'",), action=None, safe=False)
+    fix = _torch_build_fix(ctx) or Fix(summary=f"Install a torch release that satisfies {spec}",
+                                       commands=(f"python -m pip install 'torch{_pip_spec(spec)}'",),
+                                       action=None, safe=False)
     status = (ctx.value("torch.status") or {}).get("status")
     absent = "torch is not installed in this Python." if status == "missing" else \
         f"torch does not import here (torch.status = {status})."
     return _version_rule(ctx, "torch", "torch", torch_info(ctx.facts).get("version"), "torch.version", [fix], absent)
+
+
+def _torch_build_fix(ctx) -> Optional[Fix]:
+    """The pip command of a published torch build that meets both ``torch`` and ``torch_cuda`` (those
+    declared), this Python and the driver, from the knowledge tables; None when none is known."""
+    torch_spec, cuda_spec = ctx.value("require.torch"), ctx.value("require.torch_cuda")
+
+    def accept(release: str, cuda: str) -> bool:
+        command = kb.pip_install_command(release, cuda)
+        return bool(command) and (not cuda_spec or bool(spec_allows(cuda_spec, cuda))) and (
+            not torch_spec or bool(spec_allows(torch_spec, _newest_patch(command, release))))
+
+    found = find_torch_build(ctx.facts, accept, first=torch_info(ctx.facts).get("version"))
+    if not found:
+        return None
+    release, cuda = found
+    return Fix(summary=f"Install torch {release} built for CUDA {cuda}, which meets the requirements",
+               commands=(kb.pip_install_command(release, cuda),), action=None, safe=False)
+
+
+def _newest_patch(command: str, release: str) -> str:
+    # "pip install torch==2.5.1 ..." -> "2.5.1"; a wildcard pin -> the release itself
+    for word in command.split():
+        if word.startswith("torch==") and "*" not in word:
+            return word[len("torch=="):]
+    return release
 
 
 def _pip_spec(spec: str) -> str:
@@ -106,10 +135,10 @@ def require_torch_cuda(ctx):
     """
     spec = ctx.value("require.torch_cuda")
     torch = torch_info(ctx.facts)
-    fix = Fix(summary=f"Install a torch wheel built for a CUDA that satisfies {spec} from the PyTorch index "
-                      "(https://download.pytorch.org/whl/cuXY, XY = the CUDA major and minor)",
-              commands=("python -m pip install --force-reinstall torch --index-url "
-                        "https://download.pytorch.org/whl/cuXY",), action=None, safe=False)
+    fix = _torch_build_fix(ctx) or Fix(
+        summary=f"Install a torch wheel built for a CUDA that satisfies {spec} from the PyTorch index "
+                "(https://download.pytorch.org/whl/ followed by cu and the CUDA major and minor, e.g. cu126)",
+        action=None, safe=False)
     if torch and not torch.get("cuda"):
         return _unmet(ctx, "torch_cuda", f"torch {torch.get('version')} is a CPU-only build (torch.version.cuda is "
                       f"None). Expected a CUDA build satisfying {spec}.", [ev("torch.cuda", None)], [fix])
@@ -313,9 +342,9 @@ def require_cuda_kernels(ctx):
     for name in ctx.value("require.cuda_kernels"):
         info = device.get(name) or {"binaries": [], "error": "not read"}
         archs = sorted({a for b in info.get("binaries") or [] for a in b.get("archs") or []})
-        fix = Fix(summary=f"Rebuild {name} with device code for these GPUs",
+        fix = Fix(summary=f"Rebuild {name} with device code for these GPUs: in its source directory, run",
                   commands=(f"TORCH_CUDA_ARCH_LIST='{arch_list}' python -m pip install --no-build-isolation "
-                            f"--force-reinstall --no-deps <the {name} source directory>",), action=None, safe=False)
+                            f"--force-reinstall --no-deps .",), action=None, safe=False)
         evidence = [ev(f"device_code.{name}", ", ".join(archs) or None)]
         if info.get("error"):
             findings.append(_unmet(ctx, "cuda_kernels", f"{name}: {info['error']}.", evidence, [fix]))

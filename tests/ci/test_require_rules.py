@@ -112,3 +112,15 @@ def test_cuda_kernels_rule_against_the_gpus():
     assert errors(run(facts, cuda_kernels=["ext_ptx80"])) == {}
     fix = next(f for f in run(facts, cuda_kernels=["ext_sm80"]).findings).fixes[0]
     assert "TORCH_CUDA_ARCH_LIST='8.0;9.0'" in fix.commands[0]
+
+
+def test_torch_fixes_name_a_published_build_that_meets_both_specs():
+    facts = machine(**{"driver.version": "580.65.06"}, torch={"version": "2.5.1+cpu", "cuda": None})
+    (finding,) = run(facts, torch=">=2.4,<2.6", torch_cuda="12.*").findings
+    assert finding.code == "ED803"
+    command = finding.fixes[0].commands[0]
+    assert "torch==2.5" in command and "--index-url https://download.pytorch.org/whl/cu12" in command, command
+    # no published build the driver runs: the fix says what to look for instead of a wrong command
+    old_driver = machine(**{"driver.version": "470.82.01"}, torch={"version": "2.5.1+cpu", "cuda": None})
+    (finding,) = [f for f in run(old_driver, torch_cuda="13.*").findings if f.code == "ED803"]
+    assert finding.fixes[0].commands == () and "satisfies 13.*" in finding.fixes[0].summary
