@@ -285,13 +285,19 @@ def require_nccl(ctx):
     """The NCCL torch uses is missing (a CPU-only or a non-NCCL build) or its
     version is outside ``nccl``.
 
+    With ``--quick`` torch is not imported and its NCCL is not known: the check
+    is skipped.
+
     Fix: install the torch build that bundles the NCCL you need (NCCL comes with
     the ``nvidia-nccl-cu*`` wheel torch depends on), or change the requirement.
     """
+    torch = torch_info(ctx.facts)
+    if torch.get("cuda") and torch.get("nccl") is None and torch.get("cuda_available") is None:
+        return ctx.not_applicable("torch's NCCL is known only when torch is imported (not with --quick)")
     fix = Fix(summary="Upgrade the NCCL wheel torch loads, or install the torch build that brings it",
               commands=("python -m pip install --upgrade nvidia-nccl-cu12  # cu13 for CUDA 13 builds",),
               action=None, safe=False)
-    return _version_rule(ctx, "nccl", "NCCL", torch_info(ctx.facts).get("nccl"), "torch.nccl", [fix],
+    return _version_rule(ctx, "nccl", "NCCL", torch.get("nccl"), "torch.nccl", [fix],
                          "torch reports no NCCL (CPU-only build, or torch's facts are not available).")
 
 

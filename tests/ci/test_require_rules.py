@@ -124,3 +124,14 @@ def test_torch_fixes_name_a_published_build_that_meets_both_specs():
     old_driver = machine(**{"driver.version": "470.82.01"}, torch={"version": "2.5.1+cpu", "cuda": None})
     (finding,) = [f for f in run(old_driver, torch_cuda="13.*").findings if f.code == "ED803"]
     assert finding.fixes[0].commands == () and "satisfies 13.*" in finding.fixes[0].summary
+
+
+def test_nccl_is_not_judged_when_torch_was_not_imported():
+    quick = machine(torch={"version": "2.14.1+cu130", "cuda": "13.0", "nccl": None, "cuda_available": None,
+                           "cuda_error": "quick mode"})
+    report = run(quick, nccl=">=2.18")
+    assert report.findings == []
+    assert [(r.status, r.detail) for r in report.results if r.rule == "ED809"] == [
+        ("skipped", "not applicable: torch's NCCL is known only when torch is imported (not with --quick)")]
+    cpu_only = machine(torch={"version": "2.14.1+cpu", "cuda": None, "nccl": None, "cuda_available": False})
+    assert list(errors(run(cpu_only, nccl=">=2.18"))) == ["ED809"]
