@@ -44,8 +44,8 @@ def render_github(report: Report, redactor: Redactor, limit: int = ANNOTATIONS_P
     if any(left_out.values()) and len(by_level["notice"]) >= limit:
         left_out["notice"] += 1  # the tenth notice slot carries the line about the rest
     lines: List[str] = []
-    for level, annotations in by_level.items():
-        lines.extend(annotations[:len(annotations) - left_out[level]])
+    for level, shown in by_level.items():
+        lines.extend(shown[:len(shown) - left_out[level]])
     if any(left_out.values()):
         counted = ", ".join(f"{n} more {level}{'s' if n > 1 else ''}" for level, n in left_out.items() if n)
         lines.append(f"::notice title=envdoctor::{counted} not shown as annotations (GitHub shows "

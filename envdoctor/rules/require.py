@@ -9,11 +9,11 @@ from __future__ import annotations
 
 from typing import Any, List, Optional
 
+from envdoctor import knowledge as kb
 from envdoctor.model import Fix, Severity
 from envdoctor.require import spec_allows
-from envdoctor import knowledge as kb
 from envdoctor.rules._helpers import (arch_list_runs, cc_text, ev, find_torch_build, gpu_capabilities, gpus,
-                                      public_version, torch_info)
+                                      torch_info)
 from envdoctor.rules.base import rule
 
 GB = 1e9 / (1 << 20)  # MiB per GB (10^9 bytes), as GPU makers count memory

@@ -7,7 +7,6 @@ from click.testing import CliRunner
 
 from envdoctor import engine, require
 from envdoctor.cli import cli
-from envdoctor.model import Report
 from tests.ci.test_require import machine
 
 

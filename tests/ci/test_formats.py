@@ -1,5 +1,4 @@
 """JUnit XML and GitHub Actions output (annotation limits, job summary), on hand-built reports."""
-import os
 import xml.etree.ElementTree as ET
 
 from click.testing import CliRunner
@@ -13,7 +12,7 @@ PLAIN = Redactor(enabled=False)
 
 
 def finding(code, severity, message="m", area="toolkit"):
-    return Finding(code, severity, area, f"title {code}", message, (f"env.CUDA_HOME = None",),
+    return Finding(code, severity, area, f"title {code}", message, ("env.CUDA_HOME = None",),
                    (Fix("Set CUDA_HOME", ("export CUDA_HOME=/usr/local/cuda",)),), f"docs/codes/{code}.md")
 
 
