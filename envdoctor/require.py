@@ -25,7 +25,7 @@ from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple
 from packaging.specifiers import InvalidSpecifier, SpecifierSet
 from packaging.version import InvalidVersion, Version
 
-from envdoctor.model import Fact
+from envdoctor.model import Fact, FactSet
 
 TABLE = "tool.envdoctor.require"
 HEADER = "[tool.envdoctor.require]"
@@ -232,12 +232,6 @@ def requirement_facts(reqs: Requirements) -> List[Fact]:
     return [Fact(key=f"require.{key}", value=value, source=source) for key, value in reqs.values.items()]
 
 
-def needs_import_probe(reqs: Requirements) -> List[str]:
-    """Modules a fresh interpreter must import (imports and cuda_kernels together)."""
-    modules = list(reqs.values.get("imports", [])) + list(reqs.values.get("cuda_kernels", []))
-    return list(dict.fromkeys(modules))
-
-
 # ---------------------------------------------------------------- running the checks
 
 def resolve(require_file: Optional[str] = None, start: str = ".", discover: bool = True) -> Optional[Requirements]:
@@ -247,9 +241,7 @@ def resolve(require_file: Optional[str] = None, start: str = ".", discover: bool
     return find_requirements(start) if discover else None
 
 
-def _with_requirements(facts, reqs: Optional[Requirements], extra=()):
-    from envdoctor.model import FactSet
-
+def _with_requirements(facts, reqs: Optional[Requirements], extra=()) -> FactSet:
     # A table given now replaces the requirements a saved report carries, key by key and as a whole.
     merged = FactSet(f for f in facts if not (reqs and f.key.startswith("require.")))
     for fact in (requirement_facts(reqs) if reqs else []):
@@ -305,8 +297,6 @@ def run_check(reqs: Optional[Requirements], env: Optional[Mapping[str, str]] = N
         try:
             extra = pending.result() if pending else []
         except Exception as exc:  # a crashing probe is a result (a crashed check, exit 3), not a crash
-            from envdoctor.model import Fact
-
             why = f"probe 'imports' crashed: {type(exc).__name__}: {exc}"
             extra = [Fact.unavailable("probe.imports", why, source="envdoctor"),
                      Fact.unavailable("import_check", why, source="probe imports")]
