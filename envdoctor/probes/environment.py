@@ -22,7 +22,7 @@ KEYS = ("host.platform", "host.in_container", "env.vars", "env.path", "env.ld_li
 RELEVANT_VARS = (
     "CUDA_HOME", "CUDA_PATH", "CUDA_VISIBLE_DEVICES", "CUDA_DEVICE_ORDER", "TORCH_CUDA_ARCH_LIST", "MAX_JOBS",
     "FORCE_CUDA", "CC", "CXX", "NVCC_CCBIN", "NVCC_PREPEND_FLAGS", "NVCC_APPEND_FLAGS", "LIBRARY_PATH",
-    "CONDA_PREFIX", "CONDA_DEFAULT_ENV", "VIRTUAL_ENV", "PYTORCH_NVCC",
+    "CONDA_PREFIX", "CONDA_DEFAULT_ENV", "VIRTUAL_ENV", "PYTORCH_NVCC", "CPATH", "CPLUS_INCLUDE_PATH",
 )
 _CONTAINER_CGROUP = re.compile(r"docker|kubepods|containerd|libpod|lxc|podman", re.I)
 MIB = 1024 * 1024

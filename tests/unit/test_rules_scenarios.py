@@ -59,15 +59,18 @@ def test_this_machine_cuda_home_guess_is_broken():
     set_env = [f for f in finding.fixes if f.action == "set_env"]
     assert set_env and set_env[0].params["vars"] == {"CUDA_HOME": "/usr/local/cuda-13.0"}
     assert "export CUDA_HOME=/usr/local/cuda-13.0" in set_env[0].commands
-    # No GPU and no driver on a CUDA torch is information, not an error.
-    assert [f.code for f in report.findings if f.severity == Severity.ERROR] == ["ED203"]
+    # No GPU and no driver on a CUDA torch is information, not an error; but with no GPU to detect,
+    # the extension builds this machine does need TORCH_CUDA_ARCH_LIST (ED508).
+    assert [f.code for f in report.findings if f.severity == Severity.ERROR] == ["ED203", "ED508"]
+    assert "IndexError" in found["ED508"][0].message
     assert all(f.severity == Severity.INFO for f in found.get("ED303", []))
 
 
 def test_this_machine_with_cuda_home_set_has_no_toolkit_error():
     facts = replaced(load("this_machine"), "torch", cpp_ext_cuda_home="/usr/local/cuda",
                      cpp_ext_cuda_home_source="CUDA_HOME")
-    facts.add(Fact(key="env.vars", value={"CUDA_HOME": "/usr/local/cuda"}, source="test"))
+    facts.add(Fact(key="env.vars", value={"CUDA_HOME": "/usr/local/cuda", "TORCH_CUDA_ARCH_LIST": "9.0"},
+                   source="test"))
     report = diagnose(facts)
     no_crashes(report)
     assert [f for f in report.findings if f.area == "toolkit"] == []
