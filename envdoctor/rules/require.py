@@ -49,12 +49,10 @@ def _version_rule(ctx, key: str, what: str, seen: Optional[str], fact_key: str, 
 
 
 @rule("ED801", area="require", title="Driver meets the declared requirement",
-      needs=("require.driver", "driver.present"))
+      needs=("require.driver", "driver.present"), reads=("driver.version",))
 def require_driver(ctx):
     """The NVIDIA driver is missing or its version is outside ``driver`` in
     ``[tool.envdoctor.require]``.
-
-    Compares ``driver.version`` with the spec.
 
     A job that needs CUDA 12.x kernels needs a driver that runs them (e.g.
     ``driver = ">=525"``); failing here takes seconds, failing in the job takes a
@@ -70,7 +68,8 @@ def require_driver(ctx):
                          "No NVIDIA driver was found on this machine.")
 
 
-@rule("ED802", area="require", title="torch meets the declared requirement", needs=("require.torch", "torch.status"))
+@rule("ED802", area="require", title="torch meets the declared requirement", needs=("require.torch", "torch.status"),
+      reads=("torch", "require.torch_cuda", "driver.version", "env.python"))
 def require_torch(ctx):
     """torch is missing, broken, or its release is outside ``torch`` (a PEP 440
     spec such as ``">=2.1,<3"``).
@@ -121,7 +120,7 @@ def _pip_spec(spec: str) -> str:
 
 
 @rule("ED803", area="require", title="torch's CUDA build meets the declared requirement",
-      needs=("require.torch_cuda", "torch.status"))
+      needs=("require.torch_cuda", "torch.status"), reads=("torch", "require.torch", "driver.version", "env.python"))
 def require_torch_cuda(ctx):
     """torch is a CPU-only build, or was built for a CUDA outside ``torch_cuda``
     (e.g. ``"12.*"``).
@@ -146,12 +145,11 @@ def require_torch_cuda(ctx):
                          "torch's facts are not available (torch is missing or does not import).")
 
 
-@rule("ED804", area="require", title="nvcc meets the declared requirement", needs=("require.nvcc",))
+@rule("ED804", area="require", title="nvcc meets the declared requirement", needs=("require.nvcc",),
+      reads=("nvcc.path", "nvcc.version"))
 def require_nvcc(ctx):
     """No ``nvcc`` is on ``PATH``, or its version is outside ``nvcc`` (``true``
     asks only for an nvcc).
-
-    Compares ``nvcc.version`` with the spec (``nvcc.path`` for ``true``).
 
     Jobs that compile CUDA extensions (detectron2, MSDeformAttn, flash-attn)
     need nvcc, and one whose major matches torch's CUDA.
@@ -171,11 +169,10 @@ def require_nvcc(ctx):
     return _version_rule(ctx, "nvcc", "nvcc", version, "nvcc.version", [fix], "No nvcc is on PATH.")
 
 
-@rule("ED805", area="require", title="gcc meets the declared requirement", needs=("require.gcc",))
+@rule("ED805", area="require", title="gcc meets the declared requirement", needs=("require.gcc",),
+      reads=("compiler.gcc",))
 def require_gcc(ctx):
     """No ``gcc`` is on ``PATH``, or its version is outside ``gcc``.
-
-    Compares the version of ``compiler.gcc`` with the spec.
 
     nvcc accepts only host compilers up to a maximum version per CUDA release
     (see ED401); a project pins the range its builds were tested with.
@@ -202,7 +199,7 @@ def _gpu_names(ctx) -> str:
 
 
 @rule("ED806", area="require", title="GPUs have the declared compute capability",
-      needs=("require.compute_capability", "driver.present"))
+      needs=("require.compute_capability", "driver.present"), reads=("gpus",))
 def require_compute_capability(ctx):
     """A GPU's compute capability is outside ``compute_capability`` (e.g.
     ``">=8.0"`` for bfloat16 and FlashAttention), or no GPU is visible.
@@ -228,11 +225,10 @@ def require_compute_capability(ctx):
                   [_gpu_fix(f"GPUs of compute capability {spec}")])
 
 
-@rule("ED807", area="require", title="Enough GPUs are visible", needs=("require.gpus", "driver.present"))
+@rule("ED807", area="require", title="Enough GPUs are visible", needs=("require.gpus", "driver.present"),
+      reads=("gpus", "env.vars"))
 def require_gpus(ctx):
     """Fewer GPUs are visible than ``gpus`` requires.
-
-    Counts the entries of ``gpus`` (none when nvidia-smi is missing).
 
     A CI runner without GPU access, a container started without ``--gpus``, a
     Slurm job that asked for fewer GPUs, or ``CUDA_VISIBLE_DEVICES`` hiding some:
@@ -254,7 +250,8 @@ def require_gpus(ctx):
                   [_gpu_fix(f"at least {need} GPU(s)")])
 
 
-@rule("ED808", area="require", title="GPUs have the declared memory", needs=("require.gpu_memory_gb", "driver.present"))
+@rule("ED808", area="require", title="GPUs have the declared memory", needs=("require.gpu_memory_gb", "driver.present"),
+      reads=("gpus",))
 def require_gpu_memory(ctx):
     """A visible GPU has less memory than ``gpu_memory_gb`` (GB of 10^9 bytes,
     as GPU makers count: an "80GB" H100 reports 81559 MiB, 85.5 GB), or no
@@ -280,7 +277,8 @@ def _gb(mib: Any) -> str:
     return f"{mib / GB:.1f} GB" if isinstance(mib, (int, float)) else "memory unknown"
 
 
-@rule("ED809", area="require", title="NCCL meets the declared requirement", needs=("require.nccl", "torch.status"))
+@rule("ED809", area="require", title="NCCL meets the declared requirement", needs=("require.nccl", "torch.status"),
+      reads=("torch",))
 def require_nccl(ctx):
     """The NCCL torch uses is missing (a CPU-only or a non-NCCL build) or its
     version is outside ``nccl``.
@@ -328,7 +326,7 @@ def require_imports(ctx):
 
 
 @rule("ED811", area="require", title="Declared modules carry device code for these GPUs",
-      needs=("require.cuda_kernels", "device_code"))
+      needs=("require.cuda_kernels", "device_code"), reads=("gpus",))
 def require_cuda_kernels(ctx):
     """A module listed in ``cuda_kernels`` has no device code (SASS or PTX) that
     runs on this machine's GPUs, read from the ``.nv_fatbin`` sections of its

@@ -57,9 +57,19 @@ def test_met_requirements_pass(tmp_path):
     cwd = project(tmp_path, 'torch = ">=2.0"\ntorch_cuda = "13.*"\nimports = ["torch", "torchvision"]\n'
                             'cuda_kernels = ["torchvision"]\n')
     result = envdoctor("check", "--format", "json", cwd=cwd, env={"CUDA_HOME": "/usr/local/cuda"})
-    assert result.returncode == 0, result.stdout[-3000:] + result.stderr
-    results = {r["rule"]: r["status"] for r in json.loads(result.stdout)["results"] if r["rule"].startswith("ED8")}
+    data = json.loads(result.stdout)
+    # the requirements add no error: the exit status is what the machine's other checks say
+    others = [f["code"] for f in data["findings"] if f["severity"] == "error"]
+    assert not [c for c in others if c.startswith("ED8")], others
+    assert result.returncode == (1 if others else 0), result.stderr
+    only = envdoctor("require", cwd=cwd, env={"CUDA_HOME": "/usr/local/cuda"})
+    assert only.returncode == 0, only.stdout + only.stderr
+    results = {r["rule"]: r["status"] for r in data["results"] if r["rule"].startswith("ED8")}
     assert results == {"ED802": "passed", "ED803": "passed", "ED810": "passed", "ED811": "passed"}
+    from envdoctor import facts_schema
+    from envdoctor.model import FactSet
+
+    assert facts_schema.check_all(list(FactSet.from_list(data["facts"]))) == []
     # an import that fails in a fresh interpreter fails the requirement
     other = tmp_path / "other"
     other.mkdir()

@@ -82,3 +82,20 @@ def test_the_new_facts_are_documented():
     from tests.unit.test_probes_system import documented_keys
 
     assert {"import_check", "device_code", "require.<key>"} <= documented_keys()
+
+
+def test_requirement_and_import_facts_fit_the_schema(tmp_path):
+    from envdoctor import facts_schema, require
+
+    reqs = require.Requirements("pyproject.toml", {k: v for k, v in {
+        "driver": ">=535", "torch": ">=2.1", "torch_cuda": "12.*", "nvcc": True, "gcc": "<14",
+        "compute_capability": ">=8.0", "gpus": 2, "gpu_memory_gb": 15.5, "nccl": ">=2.18", "imports": ["torch"],
+        "cuda_kernels": ["kernels_pkg"]}.items()})
+    assert set(reqs.values) == set(require.KEYS)
+    root = _module_tree(tmp_path)
+    ctx = ProbeContext(env={"PATH": os.environ.get("PATH", ""), "PYTHONPATH": str(root)}, paths=())
+    facts = require.requirement_facts(reqs) + probe_imports(ctx, ["okmod"], ["kernels_pkg"])
+    assert facts_schema.check_all(facts) == []
+    assert {f"require.{k}" for k in require.KEYS} | {"import_check", "device_code"} == set(
+        facts_schema.REQUIREMENT_SCHEMA)
+    assert facts_schema.problems("require.gpus", "1") == ["require.gpus: expected int, got str"]

@@ -135,3 +135,49 @@ def test_nccl_is_not_judged_when_torch_was_not_imported():
         ("skipped", "not applicable: torch's NCCL is known only when torch is imported (not with --quick)")]
     cpu_only = machine(torch={"version": "2.14.1+cpu", "cuda": None, "nccl": None, "cuda_available": False})
     assert list(errors(run(cpu_only, nccl=">=2.18"))) == ["ED809"]
+
+
+class RecordingFacts(FactSet):
+    """A FactSet that remembers every key a rule asks for."""
+
+    def __init__(self, facts):
+        super().__init__(facts)
+        self.read = set()
+
+    def get(self, key):
+        self.read.add(key)
+        return super().get(key)
+
+    def has(self, key):
+        self.read.add(key)
+        return super().has(key)
+
+    def value(self, key, default=None):
+        self.read.add(key)
+        return super().value(key, default)
+
+    def __contains__(self, key):
+        self.read.add(key)
+        return super().__contains__(key)
+
+
+def test_requirement_rules_read_only_the_facts_they_declare():
+    from envdoctor.rules.base import RuleContext
+
+    sets = [(bad, required) for _, required, bad, _ in CASES] + [(machine(), required) for _, required in MET]
+    sets += [(FactSet(list(machine()) + [IMPORTS_OK]), {"imports": ["torch", "detectron2._C"]}),
+             (FactSet(list(machine()) + [DEVICE]), {"cuda_kernels": ["ext_sm80", "ext_cpu", "broken"]})]
+    cpu_torch = machine(**{"driver.version": "580.65.06"}, torch={"version": "2.5.1+cpu", "cuda": None})
+    sets += [(cpu_torch, {"torch": ">=2.4,<2.6", "torch_cuda": "12.*"}), (cpu_torch, {"torch": ">=2.6"})]
+    rules = {r.code: r for r in all_rules() if r.area == "require"}
+    seen = set()
+    for facts, required in sets:
+        full = FactSet(list(facts) + [Fact(f"require.{k}", v, source="pyproject.toml") for k, v in required.items()])
+        for rule in rules.values():
+            if rule.missing(full):
+                continue
+            seen.add(rule.code)
+            recording = RecordingFacts(list(full))
+            rule.fn(RuleContext(facts=recording, rule=rule))
+            assert recording.read <= set(rule.inputs), (rule.code, sorted(recording.read - set(rule.inputs)))
+    assert seen == set(rules)
