@@ -121,7 +121,7 @@ def check_command(fmt, output, fail_on, only, skip, paths, quick, from_file, req
     from envdoctor.render import Redactor, ReportFileError, load_report_text, render
     from envdoctor.render.github import write_step_summary
 
-    try:  # a saved report carries its own requirement facts; --require adds or replaces them
+    try:  # a saved report carries its own requirement facts; --require replaces them
         requirements = require.resolve(require_file, discover=not from_file)
     except require.RequirementError as exc:
         raise click.UsageError(str(exc))
