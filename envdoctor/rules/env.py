@@ -70,8 +70,11 @@ def arch_list_unbuildable(ctx):
                         f"{unverified_note(shaky, 'architecture')}")
     suggestion = _suggested_arch_list(ctx, cuda)
     if not suggestion:
-        good = [e for e in entries if e not in unbuildable]
-        suggestion = ";".join(good) if good else None
+        # What was meant: commas read as separators, entries this nvcc cannot build dropped.
+        meant = arch_parser.parse(value.replace(",", ";"))
+        good = [e for e in meant.entries if (kb.arch_support(e.split("+")[0].rstrip("af"), cuda) or {}).get(
+            "supported") is not False] if cuda else meant.entries
+        suggestion = arch_parser.join(good) if good else model.default_arch_list(ctx.facts)
     fixes = [set_env_fix(f"Set TORCH_CUDA_ARCH_LIST={suggestion}", {"TORCH_CUDA_ARCH_LIST": suggestion})] \
         if suggestion else []
     return ctx.finding(Severity.ERROR, f"TORCH_CUDA_ARCH_LIST={value!r}: " + "; ".join(problems) + ".",
