@@ -81,8 +81,23 @@ SCHEMA: Dict[str, Shape] = {
                           "c_files", "c_needs_cuda", "build_dir"),
 }
 
+# Facts no probe module of every check produces: a project's declared requirements
+# (envdoctor/require.py, "require.<key>" as written in [tool.envdoctor.require]) and what the imports
+# probe (envdoctor/probes/imports.py, run only for them) observes. "scalar": a str, bool or number.
+REQUIREMENT_SCHEMA: Dict[str, Shape] = {
+    **{f"require.{key}": Shape("str") for key in ("driver", "torch", "torch_cuda", "gcc", "compute_capability",
+                                                 "nccl")},
+    "require.nvcc": Shape("scalar"),  # a spec, or true for "an nvcc is on PATH"
+    "require.gpus": Shape("int"),
+    "require.gpu_memory_gb": Shape("float"),
+    "require.imports": _STRINGS,
+    "require.cuda_kernels": _STRINGS,
+    "import_check": Shape("mapping"),  # module -> {status, message, file}
+    "device_code": Shape("mapping"),  # module -> {file, binaries: [{path, archs, error}], error}
+}
+
 _PYTHON_TYPES = {"str": (str,), "bool": (bool,), "int": (int,), "float": (int, float), "list": (list,),
-                 "dict": (dict,), "mapping": (dict,)}
+                 "dict": (dict,), "mapping": (dict,), "scalar": (str, bool, int, float)}
 
 
 def problems(key: str, value: Any) -> List[str]:
@@ -91,7 +106,7 @@ def problems(key: str, value: Any) -> List[str]:
     ``probe.<name>.seconds`` timing facts are floats; any other key must be declared."""
     if key.startswith("probe.") and key.endswith(".seconds"):
         return [] if isinstance(value, (int, float)) else [f"{key}: expected seconds, got {type(value).__name__}"]
-    shape = SCHEMA.get(key)
+    shape = SCHEMA.get(key) or REQUIREMENT_SCHEMA.get(key)
     if shape is None:
         return [f"{key}: not a declared fact (envdoctor/facts_schema.py)"]
     if value is None:  # "not available" inside the value: allowed for every fact

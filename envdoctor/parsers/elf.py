@@ -54,6 +54,40 @@ def _parse(data: bytes, result: Dict[str, Any]) -> None:
             _read_dynamic_entries(data, sec, sections[sec["link"]], is64, end, result)
 
 
+def section_headers(path: str) -> List[Dict[str, Any]]:
+    """``[{"name", "type", "offset", "size"}]`` of an ELF file, reading only its headers (the
+    file may be a 1 GB libtorch_cuda.so). Raises OSError, or ValueError when it is not ELF."""
+    with open(path, "rb") as fh:
+        ident = fh.read(64)
+        if len(ident) < 52 or ident[:4] != b"\x7fELF":
+            raise ValueError("invalid ELF header")
+        is64 = ident[4] == 2
+        end = "<" if ident[5] == 1 else ">"
+        if is64:
+            shoff, = struct.unpack_from(end + "Q", ident, 0x28)
+            shentsize, shnum, shstrndx = struct.unpack_from(end + "HHH", ident, 0x3A)
+        else:
+            shoff, = struct.unpack_from(end + "I", ident, 0x20)
+            shentsize, shnum, shstrndx = struct.unpack_from(end + "HHH", ident, 0x2E)
+        if shoff == 0 or shoff > MAX_SIZE or shnum == 0:
+            raise ValueError("section headers missing")
+        fh.seek(shoff)
+        table = fh.read(shentsize * shnum)
+        if len(table) < shentsize * shnum:
+            raise ValueError("section headers truncated")
+        sections = [_section(table, i * shentsize, is64, end) for i in range(shnum)]
+        names = b""
+        if shstrndx < len(sections):
+            fh.seek(sections[shstrndx]["offset"])
+            names = fh.read(min(sections[shstrndx]["size"], 1 << 20))
+    result = []
+    for sec in sections:
+        stop = names.find(b"\x00", sec["name_off"])
+        name = names[sec["name_off"]:stop if stop >= 0 else len(names)].decode("utf-8", "replace")
+        result.append({"name": name, "type": sec["type"], "offset": sec["offset"], "size": sec["size"]})
+    return result
+
+
 def _section(data: bytes, off: int, is64: bool, end: str) -> Dict[str, int]:
     if is64:
         name, typ, _flags, _addr, offset, size, link, _info, _align, entsize = struct.unpack_from(

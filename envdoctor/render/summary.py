@@ -146,6 +146,7 @@ AREA_TITLES: Dict[str, str] = {
     "env": "Environment",
     "builds": "Builds and extensions",
     "detectron2": "detectron2 / Mask2Former",
+    "require": "Declared requirements",
     "envdoctor": "envdoctor",
 }
 

@@ -189,7 +189,7 @@ def test_hanging_nvidia_smi_is_a_warning_not_a_hang(tmp_path):
 # ---- rule metadata -----------------------------------------------------------
 
 AREAS = {"1": {"driver", "gpus"}, "2": {"toolkit"}, "3": {"torch"}, "4": {"compiler"}, "5": {"env"},
-         "6": {"builds"}, "7": {"detectron2"}}
+         "6": {"builds"}, "7": {"detectron2"}, "8": {"require"}}
 
 
 def test_rule_modules_load():
@@ -198,7 +198,7 @@ def test_rule_modules_load():
 
 @pytest.mark.parametrize("rule", all_rules(), ids=lambda r: r.code)
 def test_rule_metadata(rule):
-    assert re.fullmatch(r"ED[1-7]\d\d", rule.code)
+    assert re.fullmatch(r"ED[1-8]\d\d", rule.code)
     assert rule.area in AREAS[rule.code[2]]
     assert rule.title and len(rule.title) <= 60 and rule.title.strip() == rule.title
     doc_lines = [line for line in rule.doc.splitlines() if line.strip()]
