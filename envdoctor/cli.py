@@ -25,6 +25,7 @@ LAZY_COMMANDS: Dict[str, Tuple[str, str]] = {
     "build": ("envdoctor.cli_build", "build_command"),
     "smoke": ("envdoctor.cli_smoke", "smoke_command"),
     "explain": ("envdoctor.cli_explain", "explain_command"),
+    "fleet": ("envdoctor.cli_fleet", "fleet_command"),
 }
 
 
