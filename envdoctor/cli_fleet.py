@@ -87,6 +87,9 @@ def fleet_command(nproc_per_node, node_name, timeout, fmt, output, fail_on, size
     if nproc_per_node is not None:
         argv = _worker_args(node_name, timeout, sizes, no_sweep, prolog)
         sys.exit(_launch_local(nproc_per_node, argv, timeout, fmt, output, fail_on, no_redact))
+    # c10d logs every failed connection attempt with a C++ stack trace; the report names
+    # the failure instead. TORCH_CPP_LOG_LEVEL=INFO shows them again.
+    os.environ.setdefault("TORCH_CPP_LOG_LEVEL", "FATAL")
     sys.exit(_worker(info, node_name, timeout, fmt, output, fail_on, sizes, no_sweep, prolog, no_redact, handoff,
                      started))
 

@@ -107,6 +107,13 @@ def run_rank(info: RankEnv, opts: FleetOptions, emit: Callable[[Dict[str, Any]],
     watchdog = _Watchdog(max(1.0, started + opts.timeout + WATCHDOG_GRACE_S - time.monotonic()), on_watchdog).start()
     try:
         return _run(info, opts, state, started, deadline, finish)
+    except (RankFailure, comm.StoreError):
+        raise
+    except Exception as exc:  # envdoctor's own failure: rank 0 still reports what it has (exit 3)
+        if info.rank != 0:
+            raise
+        state.internal.append(f"{type(exc).__name__}: {_first_line(exc)}")
+        return finish()
     finally:
         watchdog.cancel()
 
@@ -119,7 +126,8 @@ def _run(info: RankEnv, opts: FleetOptions, state: FleetState, started: float, d
     from envdoctor import engine
 
     env = dict(os.environ if opts.env is None else opts.env)
-    store = comm.open_store(info, _remaining(deadline))
+    state.phase = f"connecting to rank 0's store at {info.master_addr}:{info.master_port}"
+    store = comm.open_store(info, max(1.0, _remaining(deadline) - WATCHDOG_GRACE_S))
     comm.set_step(store, info.rank, "joined")
     store.set(f"node/{info.rank}", opts.node_name)
     beat = comm.Heartbeat(info, _remaining(deadline)).start()
