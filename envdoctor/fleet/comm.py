@@ -245,14 +245,29 @@ class Sweep:
             self.dist.send(tensor, peer, group=self.group)
 
 
-def cuda_devices() -> int:
-    """GPUs this rank can use (0 when torch has no CUDA or no driver)."""
+def cuda_device(local_rank: int) -> Dict[str, Any]:
+    """How many GPUs this rank sees and the UUID of the one it would use (local rank
+    modulo that count): NCCL needs a GPU of its own per rank, which the UUIDs tell even
+    when every rank sees only its own device through CUDA_VISIBLE_DEVICES."""
     try:
         import torch
 
-        return torch.cuda.device_count() if torch.cuda.is_available() else 0
+        count = torch.cuda.device_count() if torch.cuda.is_available() else 0
+        uuid = str(torch.cuda.get_device_properties(local_rank % count).uuid) if count else None
+        return {"count": count, "uuid": uuid}
     except Exception:
-        return 0
+        return {"count": 0, "uuid": None}
+
+
+def choose_backend(records: Sequence[Dict[str, Any]]) -> str:
+    """NCCL when every rank has a GPU and no two ranks of a node share one; else gloo."""
+    seen = set()
+    for rec in records:
+        uuid = rec.get("gpu_uuid")
+        if not rec.get("cuda_devices") or not uuid or (rec["node"], uuid) in seen:
+            return "gloo"
+        seen.add((rec["node"], uuid))
+    return "nccl"
 
 
 def dumps(obj: Any) -> str:

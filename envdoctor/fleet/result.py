@@ -3,6 +3,7 @@ JSON-able dict (``kind: envdoctor-fleet``, ``schema_version``). Pure, so a simul
 fleet of any size goes through exactly this code (see benchmarks/bench_fleet.py)."""
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any, Dict, List, Mapping, Optional, Sequence
@@ -39,6 +40,14 @@ class FleetState:
     errors: List[str] = field(default_factory=list)  # collective failures (quoted in ED915)
     internal: List[str] = field(default_factory=list)  # envdoctor's own failures (exit 3)
     seconds: float = 0.0
+    phase_seconds: Dict[str, float] = field(default_factory=dict)  # how long each finished phase took here
+    _entered: float = field(default=0.0, repr=False)
+
+    def enter(self, phase: str) -> None:
+        now = time.monotonic()
+        if self._entered:
+            self.phase_seconds[self.phase.split(" ")[0]] = round(now - self._entered, 4)
+        self.phase, self._entered = phase, now
 
 
 def _absent_findings(state: FleetState) -> List[Finding]:
@@ -95,7 +104,8 @@ def build_result(state: FleetState) -> Dict[str, Any]:
                  "created": datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
                  "launcher": state.launcher, "world_size": state.world_size, "ranks_gathered": len(state.records),
                  "nodes": len({r["node"] for r in state.records}), "timeout_s": state.timeout,
-                 "prolog": state.prolog, "seconds": round(state.seconds, 3), "phase_reached": state.phase},
+                 "prolog": state.prolog, "seconds": round(state.seconds, 3), "phase_reached": state.phase,
+                 "phase_seconds": dict(state.phase_seconds)},
         "ranks": [{k: r.get(k) for k in ("rank", "local_rank", "node", "digest", "cuda_devices")}
                   for r in sorted(state.records, key=lambda r: r["rank"])],
         "missing": [{"rank": r, "node": a.get("node"), "step": a.get("step")} for r, a in sorted(state.absent.items())]

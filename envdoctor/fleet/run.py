@@ -126,22 +126,24 @@ def _run(info: RankEnv, opts: FleetOptions, state: FleetState, started: float, d
     from envdoctor import engine
 
     env = dict(os.environ if opts.env is None else opts.env)
-    state.phase = f"connecting to rank 0's store at {info.master_addr}:{info.master_port}"
+    state.enter(f"connecting to rank 0's store at {info.master_addr}:{info.master_port}")
     store = comm.open_store(info, max(1.0, _remaining(deadline) - WATCHDOG_GRACE_S))
     comm.set_step(store, info.rank, "joined")
     store.set(f"node/{info.rank}", opts.node_name)
     beat = comm.Heartbeat(info, _remaining(deadline)).start()
     try:
-        state.phase = "checks"
+        state.enter("checks")
         report = engine.run_check(env=env, paths=(), quick=True, timeout=min(10.0, opts.timeout / 6), root=opts.root)
         facts = fleet_facts(env, sysfs_root=opts.sysfs_root, proc_root=opts.proc_root, root=opts.root)
         values = node_values(report, facts)
         mine = {"rank": info.rank, "local_rank": info.local_rank, "node": opts.node_name, "pid": os.getpid(),
-                "boot_id": facts.get("boot_id"), "digest": digest(values), "cuda_devices": comm.cuda_devices()}
+                "boot_id": facts.get("boot_id"), "digest": digest(values)}
+        device = comm.cuda_device(info.local_rank)
+        mine.update(cuda_devices=device["count"], gpu_uuid=device["uuid"])
         comm.set_step(store, info.rank, "ready")
         store.add("ready", 1)
 
-        state.phase = "check-in"
+        state.enter("check-in")
         if info.rank == 0:
             join_deadline = min(deadline, started + JOIN_FRACTION * opts.timeout)
             comm.wait_ready(store, info.world_size, join_deadline)
@@ -174,12 +176,12 @@ def _node(store, rank: int) -> Optional[str]:
 def _collectives(info, opts, state, store, roster, mine, values, deadline, finish) -> int:
     index, size = roster.index(info.rank), len(roster)
     try:
-        state.phase = "group"
+        state.enter("group")
         comm.set_step(store, info.rank, "group")
         comm.init_group(store, index, size, _remaining(deadline))
         import torch.distributed as dist
 
-        state.phase = "gather"
+        state.enter("gather")
         comm.set_step(store, info.rank, "gather")
         dist.barrier()
         mine["clock"] = time.time()
@@ -188,19 +190,19 @@ def _collectives(info, opts, state, store, roster, mine, values, deadline, finis
         if info.rank == 0:
             state.records, state.values = records, gathered
         if opts.sweep and size >= 2:
-            backend = "nccl" if all(r["cuda_devices"] > 0 for r in records) else "gloo"
+            backend = comm.choose_backend(records)
             sizes = list(opts.sizes or (PROLOG_SIZES if opts.prolog else DEFAULT_SIZES)[backend])
-            state.phase = "sweep"
+            state.enter("sweep")
             comm.set_step(store, info.rank, "sweep")
             sweep = comm.Sweep(backend, info.local_rank, _remaining(deadline))
             times = sweep.allreduce_times(sizes, ITERATIONS[backend])
             all_times = comm.all_gather(times)
-            state.phase = "pairwise"
+            state.enter("pairwise")
             comm.set_step(store, info.rank, "pairwise")
             pair_size = min(max(sizes), PAIR_SIZE_CAP[backend])
             pairs = sweep.pairwise(index, size, pair_size, PAIR_ITERATIONS)
             all_pairs = comm.all_gather(pairs)
-            state.phase = "barrier"
+            state.enter("barrier")
             comm.set_step(store, info.rank, "barrier")
             latency = comm.barrier_latency()
             if info.rank == 0:
@@ -208,7 +210,7 @@ def _collectives(info, opts, state, store, roster, mine, values, deadline, finis
                 state.sweep_times = {s: [t[s] for t in all_times] for s in sizes}
                 state.pairs = [{"a": roster[p["a"]], "b": roster[p["b"]], "gbps": p["gbps"]}
                                for ps in all_pairs for p in ps]
-        state.phase = "done"
+        state.enter("done")
         comm.set_step(store, info.rank, "done")
     except Exception as exc:  # a collective failed or timed out
         if info.rank != 0:

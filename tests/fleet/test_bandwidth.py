@@ -109,3 +109,14 @@ def test_even_pairs_are_silent():
     pairs = [{"a": 0, "b": 1, "gbps": 10.0}, {"a": 1, "b": 2, "gbps": 7.0}, {"a": 2, "b": 0, "gbps": 8.0}]
     assert analyse_pairs(pairs, NODES)[1] == []
     assert analyse_pairs(pairs[:1], NODES)[1] == []  # one pair: nothing to compare with
+
+
+def test_nccl_only_when_every_rank_has_a_gpu_of_its_own():
+    from envdoctor.fleet.comm import choose_backend
+
+    own = [{"node": "a", "cuda_devices": 1, "gpu_uuid": "GPU-1"}, {"node": "a", "cuda_devices": 1, "gpu_uuid": "GPU-2"},
+           {"node": "b", "cuda_devices": 8, "gpu_uuid": "GPU-1"}]  # same UUID on another node: another GPU
+    assert choose_backend(own) == "nccl"
+    shared = own + [{"node": "a", "cuda_devices": 1, "gpu_uuid": "GPU-2"}]
+    assert choose_backend(shared) == "gloo"
+    assert choose_backend([{"node": "a", "cuda_devices": 0, "gpu_uuid": None}]) == "gloo"
