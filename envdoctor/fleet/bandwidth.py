@@ -16,8 +16,9 @@ from envdoctor.model import Finding
 
 _SIZE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([KMGT]?)(?:i?B)?\s*$", re.IGNORECASE)
 _UNITS = {"": 1, "K": 1 << 10, "M": 1 << 20, "G": 1 << 30, "T": 1 << 40}
-# A pair below this fraction of the best pairs is slow (ED913).
-SLOW_PAIR_FRACTION = 0.5
+# A pair below this fraction of the good pairs is slow (ED913). gloo runs on CPU
+# cores shared with everything else on the machine, so it needs a wider margin.
+SLOW_PAIR_FRACTION = {"nccl": 0.5, "gloo": 0.25}
 
 
 class SizeError(ValueError):
@@ -130,13 +131,16 @@ def reference_bandwidth(values: Sequence[float]) -> float:
     return ordered[int(round(0.9 * (len(ordered) - 1)))] if ordered else 0.0
 
 
-def analyse_pairs(pairs: Sequence[Mapping[str, Any]], node_of: Mapping[int, str]) -> Tuple[List[Dict[str, Any]], List[Finding]]:
-    """``pairs``: ``{"a", "b", "gbps"}``. Marks slow pairs and names slow ranks (every pair
+def analyse_pairs(pairs: Sequence[Mapping[str, Any]], node_of: Mapping[int, str], backend: str = "nccl"
+                  ) -> Tuple[List[Dict[str, Any]], List[Finding]]:
+    """``pairs``: ``{"a", "b", "gbps"}``. Marks slow pairs (below SLOW_PAIR_FRACTION of the
+    good pairs for the backend) and names slow ranks (every pair
     slow, at least two pairs) or slow links (a slow pair whose ranks are otherwise fine)."""
     if len(pairs) < 2:
         return [dict(p, slow=False) for p in pairs], []
     ref = reference_bandwidth([p["gbps"] for p in pairs])
-    marked = [dict(p, slow=p["gbps"] < SLOW_PAIR_FRACTION * ref) for p in pairs]
+    fraction = SLOW_PAIR_FRACTION.get(backend, SLOW_PAIR_FRACTION["nccl"])
+    marked = [dict(p, slow=p["gbps"] < fraction * ref) for p in pairs]
     per_rank: Dict[int, List[bool]] = {}
     for p in marked:
         per_rank.setdefault(p["a"], []).append(p["slow"])

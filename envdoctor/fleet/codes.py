@@ -133,8 +133,10 @@ runs on the GPUs. Measure the largest sizes (``--sizes 1G,4G``): small messages 
 reach the peak.
 """),
     FleetCode("ED913", Severity.ERROR, "No slow link or rank in the pairwise test", """
-In the pairwise test every rank exchanges messages with its neighbours in a ring. A
-pair below half the bandwidth of the best pairs is slow; a rank all of whose pairs are
+In the pairwise test every rank exchanges messages with its neighbours in a ring (the
+median of five timings, taken in turns). A pair below half the bandwidth of the good pairs
+(a quarter on gloo, whose CPU cores are shared with the rest of the machine) is slow;
+a rank all of whose pairs are
 slow is a slow rank (an overloaded or throttled node, a bad NIC or GPU), while a single
 slow pair is a slow link between two nodes.
 

@@ -14,6 +14,7 @@ from __future__ import annotations
 import json
 import threading
 import time
+import warnings
 from datetime import timedelta
 from typing import Any, Dict, List, Optional, Sequence
 
@@ -213,28 +214,34 @@ class Sweep:
             del tensor
         return out
 
-    def pairwise(self, my_index: int, world: int, size: int, iterations: int) -> List[Dict[str, Any]]:
+    def pairwise(self, my_index: int, world: int, size: int, iterations: int, repeats: int = 5
+                 ) -> List[Dict[str, Any]]:
         """Ping-pong with each ring neighbour; the lower index of each pair reports GB/s
-        (2 x size x iterations bytes moved)."""
-        results = []
+        (2 x size x iterations bytes moved), the median of ``repeats`` timings taken in
+        turns with the other pairs: a passing hiccup of a shared machine slows a few
+        timings of any pair, a slow link or rank slows most of its own."""
+        timings: Dict[tuple, List[float]] = {}
         tensor = self._tensor(size)
-        for round_pairs in ring_rounds(world):
-            for a, b in round_pairs:
-                if my_index not in (a, b):
-                    continue
-                peer = b if my_index == a else a
-                self._exchange(tensor, peer, first=my_index == a)  # warm the connection
-                self._sync()
-                started = time.perf_counter()
-                for _ in range(iterations):
-                    self._exchange(tensor, peer, first=my_index == a)
-                self._sync()
-                elapsed = time.perf_counter() - started
-                if my_index == a:
-                    results.append({"a": a, "b": b, "gbps": 2 * size * iterations / elapsed / 1e9,
-                                    "seconds": elapsed})
-            self.dist.barrier()
-        return results
+        rounds = ring_rounds(world)
+        for repeat in range(repeats):
+            for round_pairs in rounds:
+                for a, b in round_pairs:
+                    if my_index not in (a, b):
+                        continue
+                    peer = b if my_index == a else a
+                    if repeat == 0:
+                        self._exchange(tensor, peer, first=my_index == a)  # warm the connection
+                    self._sync()
+                    started = time.perf_counter()
+                    for _ in range(iterations):
+                        self._exchange(tensor, peer, first=my_index == a)
+                    self._sync()
+                    elapsed = time.perf_counter() - started
+                    if my_index == a:
+                        timings.setdefault((a, b), []).append(elapsed)
+                self.dist.barrier()
+        medians = {pair: sorted(ts)[len(ts) // 2] for pair, ts in timings.items()}
+        return [{"a": a, "b": b, "gbps": 2 * size * iterations / t / 1e9, "seconds": t} for (a, b), t in medians.items()]
 
     def _exchange(self, tensor, peer: int, first: bool) -> None:
         if first:
@@ -252,7 +259,9 @@ def cuda_device(local_rank: int) -> Dict[str, Any]:
     try:
         import torch
 
-        count = torch.cuda.device_count() if torch.cuda.is_available() else 0
+        with warnings.catch_warnings():  # "driver too old" and the like: the check reports the driver
+            warnings.simplefilter("ignore")
+            count = torch.cuda.device_count() if torch.cuda.is_available() else 0
         uuid = str(torch.cuda.get_device_properties(local_rank % count).uuid) if count else None
         return {"count": count, "uuid": uuid}
     except Exception:

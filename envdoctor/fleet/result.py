@@ -90,7 +90,7 @@ def build_result(state: FleetState) -> Dict[str, Any]:
                                             len({r["node"] for r in state.records}), state.sweep_ranks,
                                             state.backend)
         findings += bandwidth.bandwidth_findings(sweep_rows, expected)
-    pairs, pair_findings = bandwidth.analyse_pairs(state.pairs, node_of)
+    pairs, pair_findings = bandwidth.analyse_pairs(state.pairs, node_of, state.backend or "nccl")
     findings += pair_findings
     if state.errors and not state.stalled:
         findings.append(code("ED915").finding(

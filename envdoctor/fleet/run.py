@@ -26,6 +26,7 @@ from envdoctor.fleet.result import FleetState, build_result
 JOIN_FRACTION = 0.5  # of --timeout: how long rank 0 waits for the others to check in
 RESERVE_S = 2.0  # kept back from --timeout for rendering
 WATCHDOG_GRACE_S = 3.0
+DIAGNOSE_S = 3.5  # reading the heartbeats (comm.stalled_ranks) after a failed collective
 DEFAULT_SIZES = {"gloo": (64 << 10, 1 << 20, 4 << 20), "nccl": (1 << 20, 16 << 20, 256 << 20, 1 << 30)}
 PROLOG_SIZES = {"gloo": (64 << 10, 1 << 20), "nccl": (1 << 20, 64 << 20, 256 << 20)}
 ITERATIONS = {"gloo": 5, "nccl": 20}
@@ -178,7 +179,8 @@ def _collectives(info, opts, state, store, roster, mine, values, deadline, finis
     try:
         state.enter("group")
         comm.set_step(store, info.rank, "group")
-        comm.init_group(store, index, size, _remaining(deadline))
+        # Collectives give up early enough for rank 0 to find out who stopped, and report.
+        comm.init_group(store, index, size, _remaining(deadline - DIAGNOSE_S))
         import torch.distributed as dist
 
         state.enter("gather")
@@ -194,7 +196,7 @@ def _collectives(info, opts, state, store, roster, mine, values, deadline, finis
             sizes = list(opts.sizes or (PROLOG_SIZES if opts.prolog else DEFAULT_SIZES)[backend])
             state.enter("sweep")
             comm.set_step(store, info.rank, "sweep")
-            sweep = comm.Sweep(backend, info.local_rank, _remaining(deadline))
+            sweep = comm.Sweep(backend, info.local_rank, _remaining(deadline - DIAGNOSE_S))
             times = sweep.allreduce_times(sizes, ITERATIONS[backend])
             all_times = comm.all_gather(times)
             state.enter("pairwise")

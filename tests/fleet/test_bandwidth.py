@@ -120,3 +120,10 @@ def test_nccl_only_when_every_rank_has_a_gpu_of_its_own():
     shared = own + [{"node": "a", "cuda_devices": 1, "gpu_uuid": "GPU-2"}]
     assert choose_backend(shared) == "gloo"
     assert choose_backend([{"node": "a", "cuda_devices": 0, "gpu_uuid": None}]) == "gloo"
+
+
+def test_gloo_needs_a_wider_margin_than_nccl():
+    pairs = [{"a": 0, "b": 1, "gbps": 10.0}, {"a": 2, "b": 3, "gbps": 9.5}, {"a": 1, "b": 2, "gbps": 4.0},
+             {"a": 3, "b": 0, "gbps": 9.0}]
+    assert [f.code for f in analyse_pairs(pairs, NODES, "nccl")[1]] == ["ED913"]
+    assert analyse_pairs(pairs, NODES, "gloo")[1] == []

@@ -112,17 +112,19 @@ def test_hung_rank_is_named_and_the_run_still_reports(tmp_path):
         ((code0, out0, err0),) = finish(procs[:1], limit=60)
     finally:
         kill(procs)
-    assert code0 == 1, err0
     result = json.loads(out0)
+    why = json.dumps({"findings": [f["message"] for f in result["findings"]], "missing": result["missing"],
+                      "errors": result["errors"], "meta": result["meta"], "stderr": err0[-2000:]}, indent=1)
+    assert code0 == 1, why
     hung = [f for f in result["findings"] if f["code"] == "ED902"]
-    assert len(hung) == 1 and hung[0]["message"].startswith("rank 1 (node-b) stopped answering during")
+    assert len(hung) == 1 and hung[0]["message"].startswith("rank 1 (node-b) stopped answering during"), why
     assert "its heartbeat stopped" in hung[0]["message"]
     assert [m["rank"] for m in result["missing"]] == [1]
     assert [r["node"] for r in result["ranks"]] in ([], ["node-a"], ["node-a", "node-b"])
 
 
-def _stutter(pid, stop_event, run_s=0.01, stopped_s=0.09):
-    """Freeze a process 90% of the time: a real straggler (as a throttled or overloaded node)."""
+def _stutter(pid, stop_event, run_s=0.005, stopped_s=0.2):
+    """Freeze a process ~95% of the time: a real straggler (as a throttled or overloaded node)."""
     while not stop_event.is_set():
         os.kill(pid, signal.SIGSTOP)
         time.sleep(stopped_s)
@@ -141,7 +143,7 @@ def test_slow_rank_is_found_by_the_pairwise_test(tmp_path):
     stop = threading.Event()
     try:
         store = _store_client(port)
-        while _wait_key(store, "step/2") not in ("sweep", "pairwise", "barrier", "done"):
+        while _wait_key(store, "step/2") == "joined":  # its checks done: slow it from now on
             time.sleep(0.05)
         stutter = threading.Thread(target=_stutter, args=(procs[2].pid, stop), daemon=True)
         stutter.start()
@@ -152,8 +154,10 @@ def test_slow_rank_is_found_by_the_pairwise_test(tmp_path):
         kill(procs)
     result = json.loads(out0)
     slow = [f["message"] for f in result["findings"] if f["code"] == "ED913"]
-    assert code0 == 1, out0 + err0
-    assert len(slow) == 1 and slow[0].startswith("rank 2 (node-c) is slow"), slow
+    why = json.dumps({"findings": [f["message"] for f in result["findings"]], "pairs": result["pairwise"]["pairs"],
+                      "errors": result["errors"], "stderr": err0[-2000:]}, indent=1)
+    assert code0 == 1, why
+    assert len(slow) == 1 and slow[0].startswith("rank 2 (node-c) is slow"), why
     flags = {(p["a"], p["b"]): p["slow"] for p in result["pairwise"]["pairs"]}
     assert flags == {(0, 1): False, (1, 2): True, (2, 0): True}
 
