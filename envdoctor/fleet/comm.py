@@ -23,6 +23,12 @@ from envdoctor.fleet.launcher import RankEnv
 
 PREFIX = "envdoctor-fleet/"
 HEARTBEAT_S = 0.5
+# Rank 0's store serves every heartbeat: beyond this many per second, beats slow down.
+STORE_BEATS_PER_S = 4000
+
+
+def heartbeat_interval(world_size: int) -> float:
+    return max(HEARTBEAT_S, world_size / STORE_BEATS_PER_S)
 
 
 class StoreError(RuntimeError):
@@ -46,7 +52,7 @@ def open_store(info: RankEnv, timeout: float):
 
 
 class Heartbeat:
-    """Bumps ``beat/<rank>`` every HEARTBEAT_S from a thread with its own store connection,
+    """Bumps ``beat/<rank>`` every heartbeat_interval() from a thread with its own store connection,
     so a rank frozen in a call still beats, and a dead or stopped one does not."""
 
     def __init__(self, info: RankEnv, timeout: float):
@@ -63,7 +69,7 @@ class Heartbeat:
         key = f"beat/{self.info.rank}"
 
         def beat():
-            while not self._stop.wait(HEARTBEAT_S):
+            while not self._stop.wait(heartbeat_interval(self.info.world_size)):
                 try:
                     store.add(key, 1)
                 except Exception:
@@ -102,10 +108,11 @@ def wait_ready(store, world: int, deadline: float, poll: float = 0.2) -> None:
         time.sleep(poll)
 
 
-def stalled_ranks(store, ranks: Sequence[int], watch_s: float = 2.5) -> Dict[int, Dict[str, Any]]:
-    """Rank 0, after a failure: each rank's last step and whether its heartbeat still moves."""
+def stalled_ranks(store, ranks: Sequence[int], world_size: int) -> Dict[int, Dict[str, Any]]:
+    """Rank 0, after a failure: each rank's last step and whether its heartbeat still moves
+    (watched for several beats)."""
     first = read_beats(store, ranks)
-    time.sleep(watch_s)
+    time.sleep(max(2.5, 4 * heartbeat_interval(world_size)))
     second = read_beats(store, ranks)
     steps = read_steps(store, ranks)
     return {r: {"step": steps[r], "beating": second[r] > first[r]} for r in ranks}

@@ -26,7 +26,6 @@ from envdoctor.fleet.result import FleetState, build_result
 JOIN_FRACTION = 0.5  # of --timeout: how long rank 0 waits for the others to check in
 RESERVE_S = 2.0  # kept back from --timeout for rendering
 WATCHDOG_GRACE_S = 3.0
-DIAGNOSE_S = 3.5  # reading the heartbeats (comm.stalled_ranks) after a failed collective
 DEFAULT_SIZES = {"gloo": (64 << 10, 1 << 20, 4 << 20), "nccl": (1 << 20, 16 << 20, 256 << 20, 1 << 30)}
 PROLOG_SIZES = {"gloo": (64 << 10, 1 << 20), "nccl": (1 << 20, 64 << 20, 256 << 20)}
 ITERATIONS = {"gloo": 5, "nccl": 20}
@@ -180,7 +179,7 @@ def _collectives(info, opts, state, store, roster, mine, values, deadline, finis
         state.enter("group")
         comm.set_step(store, info.rank, "group")
         # Collectives give up early enough for rank 0 to find out who stopped, and report.
-        comm.init_group(store, index, size, _remaining(deadline - DIAGNOSE_S))
+        comm.init_group(store, index, size, _remaining(deadline - _diagnose_s(info.world_size)))
         import torch.distributed as dist
 
         state.enter("gather")
@@ -196,7 +195,7 @@ def _collectives(info, opts, state, store, roster, mine, values, deadline, finis
             sizes = list(opts.sizes or (PROLOG_SIZES if opts.prolog else DEFAULT_SIZES)[backend])
             state.enter("sweep")
             comm.set_step(store, info.rank, "sweep")
-            sweep = comm.Sweep(backend, info.local_rank, _remaining(deadline - DIAGNOSE_S))
+            sweep = comm.Sweep(backend, info.local_rank, _remaining(deadline - _diagnose_s(info.world_size)))
             times = sweep.allreduce_times(sizes, ITERATIONS[backend])
             all_times = comm.all_gather(times)
             state.enter("pairwise")
@@ -219,7 +218,7 @@ def _collectives(info, opts, state, store, roster, mine, values, deadline, finis
             raise RankFailure(f"a collective failed during '{state.phase}': {type(exc).__name__}: "
                               f"{_first_line(exc)}") from None
         others = [r for r in roster if r != 0]
-        status = comm.stalled_ranks(store, others) if others else {}
+        status = comm.stalled_ranks(store, others, info.world_size) if others else {}
         ahead = {"group": 1, "gather": 2, "sweep": 3, "pairwise": 4, "barrier": 5, "done": 6}
         mine_at = ahead.get(state.phase, 0)
         for r, s in status.items():
@@ -229,6 +228,11 @@ def _collectives(info, opts, state, store, roster, mine, values, deadline, finis
     finally:
         comm.destroy_group()
     return finish() if info.rank == 0 else 0
+
+
+def _diagnose_s(world_size: int) -> float:
+    """Time kept back from each collective for reading the heartbeats after a failure."""
+    return max(2.5, 4 * comm.heartbeat_interval(world_size)) + 1.0
 
 
 def _first_line(exc: BaseException) -> str:
