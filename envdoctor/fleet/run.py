@@ -13,6 +13,7 @@ import socket
 import sys
 import threading
 import time
+import warnings
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence
@@ -126,6 +127,9 @@ def _run(info: RankEnv, opts: FleetOptions, state: FleetState, started: float, d
     from envdoctor import engine
 
     env = dict(os.environ if opts.env is None else opts.env)
+    # torch warns on stderr of every rank when the driver cannot run its CUDA build; the
+    # check on each rank reports the driver with its fix, once, in the table.
+    warnings.filterwarnings("ignore", message="CUDA initialization")
     state.enter(f"connecting to rank 0's store at {info.master_addr}:{info.master_port}")
     store = comm.open_store(info, max(1.0, _remaining(deadline) - WATCHDOG_GRACE_S))
     comm.set_step(store, info.rank, "joined")

@@ -79,9 +79,23 @@ def test_missing_rank_is_named_within_the_timeout(tmp_path):
     assert "1 of 2 ranks never joined within the rendezvous window: rank 1." in out
 
 
-def _store_client(port):
-    import torch.distributed as dist
+def _store_client(port, limit=60):
+    import socket
     from datetime import timedelta
+
+    import torch.distributed as dist
+
+    # Poll with plain sockets until rank 0 listens: the c10d client backs off for many
+    # seconds after a refused connection, long enough to miss a whole short run.
+    deadline = time.monotonic() + limit
+    while True:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=1).close()
+            break
+        except OSError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.1)
 
     return dist.PrefixStore("envdoctor-fleet/", dist.TCPStore("127.0.0.1", port, is_master=False,
                                                              timeout=timedelta(seconds=30)))
