@@ -98,7 +98,8 @@ def bandwidth_findings(rows: Sequence[Mapping[str, Any]], expected: Optional[Map
     note = ""
     if largest < expected.get("message_bytes", 0):
         note = (f" The sweep's largest message was {format_size(largest)}; the figure is for "
-                f"{format_size(expected['message_bytes'])}: rerun with --sizes {format_size(expected['message_bytes'])} "
+                f"{format_size(expected['message_bytes'])}: rerun with --sizes "
+                f"{format_size(expected['message_bytes'])} "
                 "before drawing conclusions.")
     return [code("ED912").finding(
         f"best all-reduce bus bandwidth {best['busbw_gbps']:.1f} GB/s (at {best['size']}) is below the "
@@ -157,6 +158,7 @@ def analyse_pairs(pairs: Sequence[Mapping[str, Any]], node_of: Mapping[int, str]
         if p["slow"] and p["a"] not in slow_ranks and p["b"] not in slow_ranks:
             findings.append(code("ED913").finding(
                 f"the link between rank {p['a']} ({node_of.get(p['a'], '?')}) and rank {p['b']} "
-                f"({node_of.get(p['b'], '?')}) is slow: {p['gbps']:.3f} GB/s against {ref:.3f} GB/s for the good pairs.",
+                f"({node_of.get(p['b'], '?')}) is slow: {p['gbps']:.3f} GB/s against {ref:.3f} GB/s "
+                "for the good pairs.",
                 evidence=(f"ranks {p['a']}-{p['b']}: {p['gbps']:.3f} GB/s",)))
     return marked, findings

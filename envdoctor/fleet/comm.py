@@ -145,7 +145,8 @@ def all_gather(obj: Any) -> List[Any]:
     return out
 
 
-def gather_values(records: Sequence[Dict[str, Any]], my_index: int, my_values: Dict[str, Any]) -> Dict[str, Dict[str, Any]]:
+def gather_values(records: Sequence[Dict[str, Any]], my_index: int,
+                  my_values: Dict[str, Any]) -> Dict[str, Dict[str, Any]]:
     """Full comparable values, once per distinct digest: each digest's first rank sends
     them to rank 0 (point to point), so rank 0 receives O(distinct nodes), not O(world)."""
     import torch.distributed as dist
@@ -248,7 +249,8 @@ class Sweep:
                         timings.setdefault((a, b), []).append(elapsed)
                 self.dist.barrier()
         medians = {pair: sorted(ts)[len(ts) // 2] for pair, ts in timings.items()}
-        return [{"a": a, "b": b, "gbps": 2 * size * iterations / t / 1e9, "seconds": t} for (a, b), t in medians.items()]
+        return [{"a": a, "b": b, "gbps": 2 * size * iterations / t / 1e9, "seconds": t}
+                for (a, b), t in medians.items()]
 
     def _exchange(self, tensor, peer: int, first: bool) -> None:
         if first:

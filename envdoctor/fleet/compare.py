@@ -109,7 +109,8 @@ def group_ranks(records: Sequence[Mapping[str, Any]], values_by_digest: Mapping[
     groups = []
     for (node, dig), ranks in by_key.items():
         label = node if digests_per_node[node] == 1 else f"{node} (ranks {_ranges(ranks)})"
-        groups.append(Group(label=label, node=node, ranks=ranks, digest=dig, values=dict(values_by_digest.get(dig, {}))))
+        groups.append(Group(label=label, node=node, ranks=ranks, digest=dig,
+                            values=dict(values_by_digest.get(dig, {}))))
     return groups
 
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
-from typing import Any, Dict, List, Mapping, Optional, Sequence
+from typing import Any, Dict, List, Mapping, Optional
 
 from envdoctor import __version__
 from envdoctor.fleet import bandwidth
@@ -121,7 +121,8 @@ def build_result(state: FleetState) -> Dict[str, Any]:
         "internal_errors": list(state.internal),
         "findings": [f.to_dict() for f in findings],
         "summary": {"worst": worst.value,
-                    "counts": {s.value: sum(1 for f in findings if f.severity == s) for s in Severity if s != Severity.OK}},
+                    "counts": {s.value: sum(1 for f in findings if f.severity == s)
+                               for s in Severity if s != Severity.OK}},
     }
 
 

@@ -16,7 +16,7 @@ import time
 import warnings
 from dataclasses import dataclass
 from datetime import timedelta
-from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence
+from typing import Any, Callable, Dict, Mapping, Optional, Sequence
 
 from envdoctor.fleet import comm
 from envdoctor.fleet.compare import digest, node_values

@@ -11,7 +11,7 @@ import pytest
 
 from tests.fixtures import corpus
 from tests.fixtures.fake_bin import write_nvidia_smi
-from tests.fleet.procs import ROOT, finish, free_port, kill, rank_env, sealed_env, start
+from tests.fleet.procs import finish, free_port, kill, rank_env, sealed_env, start
 
 pytestmark = pytest.mark.slow
 
