@@ -185,8 +185,10 @@ def cuda_torch_without_driver(ctx):
     torch = torch_info(ctx.facts)
     if not torch.get("cuda") or ctx.value("driver.present") or gpus(ctx.facts):
         return None
-    if (ctx.value("driver.state") or {}).get("state") in ("user_space_only", "container_no_gpu", "no_user_space"):
-        return None  # ED105, ED107 or ED108 says what there is instead of a driver
+    state = (ctx.value("driver.state") or {}).get("state")
+    if state in ("user_space_only", "container_no_gpu", "no_user_space"):
+        # No GPU either way; ED105, ED107 or ED108 says what there is instead of a driver.
+        return ctx.not_applicable(f"the driver state is {state} (see ED105, ED107, ED108)")
     return ctx.finding(
         Severity.INFO,
         f"torch {torch.get('version')} is a CUDA {torch.get('cuda')} build and no NVIDIA driver or GPU was found: "
