@@ -50,7 +50,7 @@ UNKNOWN = [
     ("Error: podman: no device driver found for capabilities [gpu]", "container_gpu_not_exposed"),
     ("error: nvcc is not installed on this machine", "nvcc_missing"),
     ("Error: libcublasLt.so.12 could not be loaded: dlopen failed", "missing_runtime_lib"),
-    ("src/ops.cu:3:10: fatal error: THC/THCAtomics.cuh: No such file or directory", "deprecated_torch_api_in_ext"),
+    ("src/ops.cu:40:7: error: 'THCState_getCurrentStream' is not a member of 'at'", "deprecated_torch_api_in_ext"),
     ("NameError: name '_ext' is not defined", "ext_not_built"),
     ("ValueError: invalid CUDA device id 3", "gpu_selection"),
     ("nvcc error: arch sm_120 is not supported by this compiler", "arch_unsupported_by_nvcc"),
