@@ -41,7 +41,8 @@ ROUND_NOTES = {
     "blind-2": "gathered later; its first-measurement misses were then fixed",
     "blind-3": "gathered later; its first-measurement misses were then fixed",
     "blind-4": "its first measurement is in the table above; seen while the evidence tier was built, so no longer blind",
-    "blind-5": "gathered after every change above and never tuned on: the never-tuned-on figure",
+    "blind-5": "its first measurement (36/44) is in the table above; three failure classes it showed were then fixed, "
+               "so it is no longer blind",
 }
 
 

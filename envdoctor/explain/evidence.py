@@ -11,7 +11,9 @@ score is the sum of its distinct features, each weighed by the role of the
 line it is on (an error line counts fully, a warning or note a third).
 
 This tier answers only when nothing else did, only when the log shows a
-failure (an error or consequence line), and only when the best category has at
+failure (an error or consequence line; a paste of at most ``SHORT`` lines is
+taken as the message itself, since many libraries print errors without an
+error word), and only when the best category has at
 least one strong clue (or two clues and a higher total) and a clear total. Its answers are always low confidence
 (at most 0.44) and say which clues they rest on; a close runner-up is offered
 as the alternative. Like the signatures, every feature carries must-fire and
@@ -35,6 +37,7 @@ CHECK = "`envdoctor check` shows this machine's toolkit, driver, GPU and torch."
 MAX_LINES = 2000  # lines examined at most
 NEAR = 3  # lines around an error or consequence line that are examined
 HEAD = 600  # characters of a line examined
+SHORT = 5  # a pasted message this short is weighed even without an error word on any line
 THRESHOLD = 0.9  # total a category needs
 STRONG = 0.8  # at least one clue this strong
 MAX_SCORE = 0.44  # always "low"
@@ -147,9 +150,11 @@ FEATURES: Tuple[Feature, ...] = (
     # --- compilers and the build ---
     feature("a host compiler version nvcc refuses", "version",
             r"unsupported (?:gnu|gcc|clang|microsoft visual studio|msvc|host compiler) version|gcc versions? later than"
-            r"|allow-unsupported-compiler|host compiler version[^\n]{0,40}(?:not supported|unsupported)",
+            r"|allow-unsupported-compiler|host compiler[^\n]{0,60}?(?:not supported|unsupported)",
             {"gcc_unsupported_by_nvcc": 1.4},
-            ("error: unsupported host compiler version",), ("gcc version 11.4.0",)),
+            ("error: unsupported host compiler version",
+             "nvcc fatal : The version ('130000') of the host compiler ('clang') is not supported"),
+            ("gcc version 11.4.0",)),
     feature("nvcc's host_config.h", "host_config", r"host_config\.h", {"gcc_unsupported_by_nvcc": 0.9},
             ("crt/host_config.h(151): fatal error",), ("host_config_old",)),
     feature("a compiler or linker killed", "kill",
@@ -256,10 +261,12 @@ FEATURES: Tuple[Feature, ...] = (
             {"torch_cpu_only": 1.2},
             ("torch==2.1.0+cpu", "torch.cuda.is_available() returns False"), ("torch==2.1.0+cu121",)),
     feature("removed TH/THC headers or macros", "th",
-            r"\bTHC?(?:UNN)?/\w+\.(?:h|cuh|hpp)\b|\bTHC(?:State|udaCheck|_\w+|\w*Tensor)\w*|\bAT_CHECK\b",
+            r"\bTHC?(?:UNN)?/\w+\.(?:h|cuh|hpp)\b|\bTHC(?:State|udaCheck|_\w+|\w*Tensor)\w*",
             {"deprecated_torch_api_in_ext": 1.2},
             ("THC/THCAtomics.cuh: No such file", "'THCState_getCurrentStream' was not declared"),
             ("#include <ATen/ATen.h>", "THCx")),
+    feature("torch's removed AT_CHECK macro", "at_check", r"\bAT_CHECK\b", {"deprecated_torch_api_in_ext": 1.2},
+            ('error: identifier "AT_CHECK" is undefined',), ("TORCH_CHECK(x)", "AT_CHECKS")),
     feature("torch's deprecated tensor type API", "deprecatedtypeproperties", r"DeprecatedTypeProperties",
             {"deprecated_torch_api_in_ext": 1.2},
             ("cannot convert 'const at::DeprecatedTypeProperties' to 'c10::ScalarType'",), ("TypeProperties",)),
@@ -333,7 +340,10 @@ class Verdict:
 
 
 def _picked(roles: Sequence[str]) -> List[int]:
-    """Non-noise lines within ``NEAR`` lines of an error or consequence, the first and last of them."""
+    """Non-noise lines within ``NEAR`` lines of an error or consequence, the first and last of them (all lines of
+    a short paste)."""
+    if len(roles) <= SHORT:
+        return [i for i, role in enumerate(roles) if role != R.NOISE]
     near = set()
     for index, role in enumerate(roles):
         if role in (R.ERROR, R.CONSEQUENCE):
@@ -349,9 +359,11 @@ def weigh(lines: Sequence[str], roles: Sequence[str]) -> List[Verdict]:
     best: Dict[str, Tuple[float, int]] = {}  # feature name -> (role weight, first line)
     by_name = {f.name: f for f in FEATURES}
     done = set()  # (head, weight) already examined: build logs repeat lines
+    # A short paste with no error line is the message itself: its plain lines count fully.
+    plain = 1.0 if len(roles) <= SHORT and not any(r in (R.ERROR, R.CONSEQUENCE) for r in roles) else 0.7
     for index in _picked(roles):
         head = lines[index][:HEAD]
-        weight = ROLE_WEIGHT.get(roles[index], 0.7)
+        weight = plain if roles[index] == R.TEXT else ROLE_WEIGHT.get(roles[index], 0.7)
         if (head, weight) in done:
             continue
         done.add((head, weight))
@@ -381,7 +393,8 @@ def classify(log: Log, roles: Sequence[str]) -> list:
     category clearly leads."""
     from envdoctor.explain.analysis import Explanation, label  # noqa: E402 (one Explanation type)
 
-    if not any(role in (R.ERROR, R.CONSEQUENCE) for role in roles):
+    failed = any(role in (R.ERROR, R.CONSEQUENCE) for role in roles)
+    if not failed and len(log.lines) > SHORT:
         return []
     verdicts = weigh(log.lines, roles)
     if not verdicts:

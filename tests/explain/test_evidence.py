@@ -62,6 +62,13 @@ UNKNOWN = [
 ]
 
 
+# Messages printed without any error word (the line is plain text): a short paste is weighed as the message.
+UNKNOWN += [
+    ("Unable to load libcudnn_cnn_infer.so.8 from the library path", "missing_runtime_lib"),
+    ("the loaded NCCL shared memory segment in /dev/shm is too small", "nccl"),
+]
+
+
 @pytest.mark.parametrize("text,category", UNKNOWN)
 def test_unknown_phrasings_get_a_low_confidence_reading(text, category):
     found = explain(text)
@@ -110,6 +117,18 @@ def test_a_close_runner_up_is_offered_as_the_alternative():
     assert [e.signature for e in found] == ["evidence", "evidence"]
     assert found[1].alternative_to == found[0].category and found[1].score < found[0].score
     assert {found[0].category, found[1].category} == {"nccl", "gpu_selection"}
+
+
+def test_a_long_log_without_an_error_line_is_not_weighed():
+    lines = ["Unable to load libcudnn_cnn_infer.so.8 from the library path"] + ["step %d done" % i for i in range(10)]
+    assert explain("\n".join(lines)) == []
+
+
+def test_glog_check_failed_lines_are_errors_not_cmake_probes():
+    assert R.classify("F0524 common.cpp:152] Check failed: error == cudaSuccess (35 vs. 0)") == R.ERROR
+    assert R.classify("Check failed: e == cudaSuccess CUDA: out of memory") == R.ERROR
+    assert R.classify("-- Check for working CUDA compiler: /usr/local/cuda/bin/nvcc -- works") == R.NOISE
+    assert R.classify("Check for working C compiler: /usr/bin/cc -- works") == R.NOISE
 
 
 def test_only_lines_near_a_failure_are_weighed():
