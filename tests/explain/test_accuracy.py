@@ -18,8 +18,10 @@ CATEGORIES = 29
 HELDOUT_FLOOR, BURIED_FLOOR, TUNE_FLOOR = 0.95, 0.90, 0.95
 # Measured first at 10/19, 14/17, 7/13 and 29/35 (docs/explain.md); each round's misses were fixed afterwards, except
 # the two ambiguous "no kernel image" readings of blind-3 and one of blind-2, which stay second. blind-5 (36/44) was
-# gathered after those changes; three failure classes it showed were then fixed (42/44 now).
-BLIND_FLOORS = {"blind-1": 0.90, "blind-2": 0.90, "blind-3": 0.80, "blind-4": 0.90, "blind-5": 0.90}
+# gathered after those changes; three failure classes it showed were then fixed (42/44 now). blind-6 (19/29) was
+# gathered after that and is not tuned on: its floor guards against regressions only.
+BLIND_FLOORS = {"blind-1": 0.90, "blind-2": 0.90, "blind-3": 0.80, "blind-4": 0.90, "blind-5": 0.90,
+                "blind-6": 0.60}
 
 
 def _load_script():
