@@ -20,7 +20,7 @@ from envdoctor.explain.catalog import SIGNATURES
 from envdoctor.explain.logfacts import FACT_ANCHORS, LogFacts, Scanner, gather
 from envdoctor.explain.reading import Log
 from envdoctor.explain.signature import CAUSE, SYMPTOM, TALK, Context, Signature, render
-from envdoctor.explain import talk
+from envdoctor.explain import evidence, talk
 
 MAX_EVIDENCE = 5
 
@@ -155,8 +155,11 @@ def analyse(log: Log, machine: Optional[Dict[str, Any]] = None) -> Analysis:
             explanations.append(item)
     if not explanations:
         explanations = talk.from_talk(log, scanner, facts, roles)
-    first = _first_error(log, roles, explanations)
     hint = None if explanations else _consequence_hint(log, roles)
+    if not explanations:
+        # No known message: weigh the log's clues (low confidence, only when one category clearly leads).
+        explanations = evidence.classify(log, roles)
+    first = _first_error(log, roles, explanations)
     return Analysis(explanations, first, hint, list(log.notices), facts.to_dict(), sorted(machine))
 
 

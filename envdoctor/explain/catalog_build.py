@@ -40,18 +40,23 @@ BUILD = (
         must_not_fire=("gcc version 9.4.0 (Ubuntu 9.4.0-1ubuntu1~20.04)",)),
     Signature(
         "thc-removed", "deprecated_torch_api_in_ext",
-        (phrase("thc", r"(THC/THC\w*\.h|THC\.h)\W{0,3}\s*(?::|：)\s*(?:No such file|没有那个文件|cannot open|"
-                r"无法打开)|(?:cannot open|无法打开)[^\n]{0,40}?(THC/THC\w*\.h)|fatal error:\s*(THC/THC\w*\.h)"),
+        (phrase("th", r"(THC?(?:UNN)?/THC?\w*\.(?:h|cuh|hpp)|THC\.h)\W{0,3}\s*(?::|：)\s*(?:No such file|没有那个文件|"
+                r"cannot open|无法打开)|(?:cannot open|无法打开)[^\n]{0,40}?(THC?/THC?\w*\.(?:h|cuh|hpp))"
+                r"|fatal error:\s*(THC?/THC?\w*\.(?:h|cuh|hpp))"),
          phrase("thc", r"'(THC\w+|THCudaCheck|THCState\w*)' (?:was not declared|undeclared)|(THC\w+)[^\n]{0,20}"
                 r"(?:identifier not found|is undefined)")),
         "The extension source uses THC ({g0}{g1}{g2}{g3}{g4}), which torch 1.11 removed.",
         "Port the sources to ATen: drop the THC includes (use ATen/cuda/CUDAContext.h), THCudaCheck -> "
         "C10_CUDA_CHECK / AT_CUDA_CHECK, THCCeilDiv -> at::ceil_div (`envdoctor fix` rewrites these), then rebuild.",
         must_fire=("src/rod_align_cuda.cpp:1:21: fatal error: THC/THC.h: No such file or directory",
+                   # the whole TH/THC header family went: TH/TH.h, THC/*.cuh
+                   "src/cpu/nms_cpu.cpp:2:10: fatal error: TH/TH.h: No such file or directory",
+                   "kernels/roi_pool.cu:4:10: fatal error: THC/THCAtomics.cuh: No such file or directory",
                    "fatal error: THC/THC.h: 没有那个文件或目录",
                    "nms.cu(5): fatal error C1083: 无法打开包括文件: “THC/THC.h”: No such file or directory",
                    "error: 'THCudaCheck' was not declared in this scope"),
-        must_not_fire=("#include <THC/THC.h>", "-I/usr/lib/python3/site-packages/torch/include/THC")),
+        must_not_fire=("#include <THC/THC.h>", "-I/usr/lib/python3/site-packages/torch/include/THC",
+                       "fatal error: MATH/MATH.h: No such file or directory")),
     Signature(
         "at-check-removed", "deprecated_torch_api_in_ext",
         (phrase("at_check", r"'?AT_CHECK'?\s*(?:was not declared|undeclared|:\s*identifier not found|is undefined|"
@@ -112,6 +117,7 @@ BUILD = (
          phrase("nvcc not found", r"nvcc not found()"),
          phrase("nvcc was not found", r"nvcc was not found()"),
          phrase("find nvcc", r"(?:could not|failed to) find nvcc()"),
+         phrase("nvcc binary", r"nvcc binary could not be (?:found|located)()"),
          phrase("'nvcc'", r"No such file or directory: 'nvcc'|'nvcc' is not recognized()"),
          phrase("no cuda toolkit found", r"No CUDA toolkit found()")),
         "There is no nvcc where the build looked ({g0}): only a CUDA runtime is installed there (conda's "
@@ -122,7 +128,8 @@ BUILD = (
         must_fire=("/home/u/miniconda3/pkgs/cudatoolkit-11.0.221-h6bb024c_0/bin/nvcc: not found",
                    "FileNotFoundError: [Errno 2] No such file or directory: '/usr/local/cuda/bin/nvcc'",
                    "/bin/sh: 1: nvcc: not found", "cuda available but nvcc not found. Please add nvcc to $PATH",
-                   "Could not find nvcc, please set CUDAToolkit_ROOT."),
+                   "Could not find nvcc, please set CUDAToolkit_ROOT.",
+                   "OSError: The nvcc binary could not be found in $PATH"),
         must_not_fire=("-- Check for working CUDA compiler: /usr/local/cuda/bin/nvcc -- works",)),
     Signature(
         "project-needs-newer-cuda", "multiple_cuda_toolkits",

@@ -290,8 +290,8 @@ RUNTIME = (    Signature(
     Signature(
         "container-toolkit", "container_gpu_not_exposed",
         (phrase("nvidia-container-cli", r"nvidia-container-cli: (?:initialization|mount|detection) error()"),
-         phrase("could not select device driver", r"could not select device driver \"?\"? with capabilities: "
-                r"\[\[gpu\]\]()"),
+         phrase("could not select device driver", r"could not select device driver (?:\"[\w.-]*\" )?with "
+                r"capabilities: \[\[gpu\]\]()"),
          phrase("failed to initialize nvml: unknown error", r"Failed to initialize NVML: Unknown Error()")),
         "The container runtime cannot give this container the GPU: the NVIDIA container toolkit is missing or "
         "broken on the host (or the container lost its device access).",
@@ -299,7 +299,10 @@ RUNTIME = (    Signature(
         "docker`, restart docker), then start the container with `--gpus all`.",
         confidence=0.75,
         must_fire=("docker: Error response from daemon: could not select device driver \"\" with capabilities: "
-                   "[[gpu]].",),
+                   "[[gpu]].",
+                   # the driver's name quoted, or no quotes at all (other docker versions)
+                   "Error response from daemon: could not select device driver \"nvidia\" with capabilities: [[gpu]]",
+                   "could not select device driver with capabilities: [[gpu]]"),
         must_not_fire=("nvidia-container-toolkit 1.14.3-1 installed",)),
     Signature(
         "no-arch-list", "other",

@@ -26,7 +26,7 @@ _NOISE_START = re.compile(
     r"|Building (?:CXX|C|CUDA|NVCC)|Linking (?:CXX|C|CUDA)|Built target|Consolidate compiler|Processing "
     r"|Collecting |Downloading |Requirement already|Looking in (?:indexes|links)|Obtaining |Preparing |Using cached"
     r"|Successfully (?:built|installed)|Installing collected|Attempting uninstall|Found existing"
-    r"|(?:Check|Looking|Performing Test|Detecting)\b|I\d{4} \d\d:|\[I \d"
+    r"|(?:Check(?!\s+failed)|Looking|Performing Test|Detecting)\b|I\d{4} \d\d:|\[I \d"
     r"|\d{4}-\d\d-\d\d[ T][\d:.,]+\s*(?:\|\s*)?(?:INFO|DEBUG)\b)", re.I)
 _NOISE_ANY = re.compile(r"\bNCCL INFO\b|\s(?:INFO|DEBUG)\s|NCCL WARN Failed to open libibverbs", re.I)
 _CONSEQUENCE_START = re.compile(

@@ -16,9 +16,12 @@ CATEGORIES = 29
 # The floors docs/explain.md states (measured: held-out 87/88, buried 9/10; the misses are the ambiguous
 # "missing /usr/local/cuda/bin/nvcc", offered as the second reading).
 HELDOUT_FLOOR, BURIED_FLOOR, TUNE_FLOOR = 0.95, 0.90, 0.95
-# Measured first at 10/19, 14/17 and 7/13 (docs/explain.md); each round's misses were fixed afterwards, except
-# the two ambiguous "no kernel image" readings of blind-3 and one of blind-2, which stay second.
-BLIND_FLOORS = {"blind-1": 0.90, "blind-2": 0.90, "blind-3": 0.80}
+# Measured first at 10/19, 14/17, 7/13 and 29/35 (docs/explain.md); each round's misses were fixed afterwards, except
+# the two ambiguous "no kernel image" readings of blind-3 and one of blind-2, which stay second. blind-5 (36/44) was
+# gathered after those changes; three failure classes it showed were then fixed (42/44 now). blind-6 (19/29) was
+# gathered after that and is not tuned on: its floor guards against regressions only.
+BLIND_FLOORS = {"blind-1": 0.90, "blind-2": 0.90, "blind-3": 0.80, "blind-4": 0.90, "blind-5": 0.90,
+                "blind-6": 0.60}
 
 
 def _load_script():
@@ -78,7 +81,7 @@ def test_blind_rounds(split):
 
 def test_blind_rounds_are_new_cases():
     gathered = {r["source"] for r in _records()}
-    blind = ACC.load("blind-1") + ACC.load("blind-2") + ACC.load("blind-3")
+    blind = [r for split in ACC.BLIND_ROUNDS for r in ACC.load(split)]
     assert not gathered & {r["source"] for r in blind}
     assert len({r["source"] for r in blind}) == len(blind)
 
