@@ -170,18 +170,9 @@ def _patch_steps(paths: Sequence[str], codes: Tuple[str, ...]) -> List[Step]:
     return steps
 
 
-def _rebuild_step(path: str, codes: Tuple[str, ...]) -> Step:
-    path = os.path.abspath(path)
-    step = Step("rebuild_extension", f"clean, rebuild and import-test the extension in {path}",
-                {"path": path}, codes=codes,
-                commands=(f"cd {path} && FORCE_CUDA=1 python setup.py build_ext --inplace",))
-    if not os.path.isfile(os.path.join(path, "setup.py")):
-        step.blocked = f"{path} has no setup.py; envdoctor rebuilds setuptools-based torch extensions only"
-    return step
-
-
 def plan_fixes(report: Report, options: Options) -> Plan:
     """Turn a report (and the user's explicit requests) into an ordered plan."""
+    from envdoctor.fix import projects  # it builds on this module's Step and Options
     plan = Plan()
     chosen: List[Tuple[Finding, Fix]] = []
     for finding in _ordered(report.findings):
@@ -228,11 +219,12 @@ def plan_fixes(report: Report, options: Options) -> Plan:
         elif fix.action == "patch_sources" and options.everything:
             plan.steps.extend(_patch_steps([str(p) for p in fix.params.get("files", [])], code))
         elif fix.action == "rebuild_extension" and options.everything:
-            plan.steps.append(_rebuild_step(str(fix.params.get("path", "")), code))
+            plan.steps.append(projects.finding_rebuild_step(str(fix.params.get("path", "")), code, report,
+                                                            options.env))
         elif fix.action == "rebuild_op":
             plan.rebuild_op = True
     plan.steps.extend(_patch_steps([os.path.abspath(p) for p in options.patch_paths], ()))
-    plan.steps.extend(_rebuild_step(p, ()) for p in options.rebuild_paths)
+    plan.steps.extend(projects.plan_steps(report, options, _patch_steps))  # the user's own extensions
     _dedupe(plan)
     return plan
 

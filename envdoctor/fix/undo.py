@@ -59,9 +59,13 @@ def _undo_edit(entry: Dict[str, Any]) -> str:
         if sha256(current) != entry["new_sha"]:
             raise FixError(f"{entry['path']} was edited after envdoctor patched it; left as it is. "
                            f"The original is at {entry['backup']}")
+        if not entry.get("existed", True):
+            return None  # envdoctor created it (an environment's .pth file): it goes again
         return _read_backup(entry)
 
     edit_file(entry["real_path"], transform)
+    if not entry.get("existed", True):
+        return f"{entry['path']}: removed (envdoctor had created it)"
     return f"{entry['path']}: restored from {entry['backup']}"
 
 
@@ -70,7 +74,30 @@ def _undo_quarantine(entry: Dict[str, Any]) -> str:
     return f"{entry['src']}: moved back from the quarantine"
 
 
-UNDOERS = {"rc": _undo_rc, "edit": _undo_edit, "quarantine": _undo_quarantine}
+def _undo_built(entry: Dict[str, Any]) -> str:
+    """Libraries a rebuild wrote: moved into the run's directory (never deleted), so that the
+    quarantined ones they replaced can move back."""
+    run_dir = entry["aside_dir"]
+    moved = []
+    for index, path in enumerate(entry.get("paths") or []):
+        if not os.path.lexists(path):
+            continue
+        dest = os.path.join(run_dir, f"{index:03d}-{os.path.basename(path)}")
+        os.makedirs(run_dir, exist_ok=True)
+        os.replace(path, dest) if os.stat(path).st_dev == os.stat(run_dir).st_dev else _copy_away(path, dest)
+        moved.append(path)
+    return f"moved the rebuilt {', '.join(os.path.basename(p) for p in moved) or 'libraries (already gone)'} " \
+           f"to {run_dir}"
+
+
+def _copy_away(src: str, dest: str) -> None:
+    import shutil
+
+    shutil.copy2(src, dest)
+    os.unlink(src)
+
+
+UNDOERS = {"rc": _undo_rc, "edit": _undo_edit, "quarantine": _undo_quarantine, "built": _undo_built}
 
 
 def undo_last_run(env: Optional[Mapping[str, str]] = None) -> Optional[List[Outcome]]:

@@ -34,9 +34,34 @@ def _differences(ctx, built: Mapping[str, Any]) -> List[str]:
     return diffs
 
 
+def shell_path(path: str, home: Optional[str] = None) -> str:
+    """A path for a pasteable command. A home-relative one (``~/...``, as a report read back with
+    ``--from`` has it, or under ``home``) becomes ``"$HOME"/...``: a quoted ``'~/...'`` never expands."""
+    if home and (path == home or path.startswith(home.rstrip("/") + "/")):
+        path = "~" + path[len(home.rstrip("/")):]
+    if path == "~" or path.startswith("~/"):
+        rest = path[2:]
+        return '"$HOME"' + (f"/{shlex.quote(rest)}" if rest else "")
+    return shlex.quote(path)
+
+
 def _project_dir(path: str) -> str:
-    """The directory holding setup.py for a build/ dir or an in-place .so."""
+    """The directory holding setup.py for a build/ dir or an in-place .so. A copy setuptools left in
+    ``build/lib.*/`` belongs to the project above ``build/``, not to the folder it sits in."""
+    parts = path.rstrip("/").split("/")
+    for index in range(len(parts) - 1, 0, -1):
+        if parts[index] == "build" and index + 1 < len(parts) and parts[index + 1].startswith("lib."):
+            return "/".join(parts[:index]) or "/"
     return posixpath.dirname(path.rstrip("/"))
+
+
+def _in_build_lib(path: str) -> Optional[str]:
+    """The ``build/`` dir when ``path`` is a copy setuptools left in ``build/lib.*/``, else None."""
+    parts = path.rstrip("/").split("/")
+    for index in range(len(parts) - 1, 0, -1):
+        if parts[index] == "build" and index + 1 < len(parts) and parts[index + 1].startswith("lib."):
+            return "/".join(parts[:index + 1])
+    return None
 
 
 def _rebuild_fix(build: Mapping[str, Any]) -> Fix:
@@ -46,13 +71,13 @@ def _rebuild_fix(build: Mapping[str, Any]) -> Fix:
                    follow_up=True)
     project = _project_dir(str(build.get("path")))
     return Fix(summary=f"Rebuild the extension in {project} for this environment",
-               commands=(f"cd {shlex.quote(project)} && FORCE_CUDA=1 python setup.py build_ext --inplace",),
+               commands=(f"cd {shell_path(project)} && FORCE_CUDA=1 python setup.py build_ext --inplace",),
                action="rebuild_extension", params={"path": project}, safe=True, follow_up=True)
 
 
 def _quarantine_fix(paths: List[str]) -> Fix:
     # By hand: rename in place; `envdoctor fix` moves them to ~/.cache/envdoctor/quarantine/ with a manifest.
-    commands = tuple(f"mv -- {shlex.quote(p)} {shlex.quote(p.rstrip('/') + '.stale')}" for p in paths)
+    commands = tuple(f"mv -- {shell_path(p)} {shell_path(p.rstrip('/') + '.stale')}" for p in paths)
     return Fix(summary="Move the stale build outputs aside (restorable), so they are not reused",
                commands=commands,
                action="quarantine", params={"paths": list(paths)}, safe=True)
@@ -111,6 +136,15 @@ def extension_does_not_import(ctx):
         error = (str(ext.get("import_error") or "unknown error").strip().splitlines() or ["unknown error"])[-1]
         diffs = _differences(ctx, ext.get("built_with") or {})
         why = f" It was built for {', '.join(diffs)}." if diffs else ""
+        leftover = _in_build_lib(path)
+        if leftover:  # setuptools' staging copy: nothing imports it from there; its build/ is stale
+            findings.append(ctx.finding(
+                Severity.WARNING, f"{path} is a leftover copy in {leftover} that fails to import: {error!r}.{why} "
+                                  f"Nothing imports it from there, but the next build reuses {leftover}. Expected "
+                                  f"a build dir made with this environment.",
+                evidence=(ev("builds[].path", path), ev("builds[].import_error", error)),
+                fixes=[_quarantine_fix([leftover]), _rebuild_fix(ext)]))
+            continue
         findings.append(ctx.finding(
             Severity.ERROR, f"{path} fails to import: {error!r}.{why} Expected it to import with torch "
                             f"{torch_info(ctx.facts).get('version')}.",

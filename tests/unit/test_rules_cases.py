@@ -81,8 +81,16 @@ def healthy() -> Dict[str, Any]:
                     "built_with": dict(FRESH), "imports": True, "import_error": None}],
         "ext_sources": [],
         "detectron2": {"version": "0.6", "path": f"{SITE}/detectron2", "cuda": "13.0", "compiler": "GCC 12.2",
-                       "torch_built": "2.14.1", "imports": True, "import_error": None},
+                       "torch_built": "2.14.1", "imports": True, "import_error": None,
+                       "c_path": f"{SITE}/detectron2/_C.cpython-311-x86_64-linux-gnu.so", "c_has_cuda": True,
+                       "c_device": {"sm": [86], "ptx": [], "error": None}},
     }
+
+
+D2_CHECKOUT = {"version": "0.6", "path": "/home/u/detectron2/detectron2", "cuda": None, "compiler": "GCC 12.2",
+               "torch_built": "2.14.1", "imports": True, "import_error": None,
+               "c_path": "/home/u/detectron2/detectron2/_C.cpython-311-x86_64-linux-gnu.so",
+               "c_device": {"sm": [90], "ptx": [], "error": None}}
 
 
 def make_facts(changes: Optional[Dict[str, Any]] = None, base: Optional[Dict[str, Any]] = None) -> FactSet:
@@ -251,6 +259,9 @@ FIRES: List[tuple] = [
     ("ED703", Severity.ERROR, {"env.python:version": "3.6.9", "builds": []}, ["detectron2 needs Python >=3.7"]),
     ("ED704", Severity.WARNING, {"torch:cuda_available": False, "driver.present": False, "gpus": MISSING},
      ["FORCE_CUDA=1", "TORCH_CUDA_ARCH_LIST=12.0", "No CUDA runtime is found"]),
+    ("ED705", Severity.ERROR, {"detectron2": dict(D2_CHECKOUT, c_has_cuda=False, c_cuda_version="not available")},
+     ["CPU-only _C", "not compiled with GPU support", "'not available'", "CUDA 13.0"]),
+    ("ED705", Severity.ERROR, {"detectron2:c_has_cuda": False}, ["CPU-only _C"]),
     ("ED704", Severity.WARNING, {"torch:cuda_available": False, "torch:cuda_error": "CUDA unknown error"},
      ["TORCH_CUDA_ARCH_LIST=8.6"]),
 ]
@@ -316,6 +327,10 @@ SILENT: List[tuple] = [
     ("ED703", {}),
     ("ED703", {"torch:version": "1.7.1+cu110", "detectron2": MISSING, "builds": []}),  # neither is used here
     ("ED704", {}),
+    ("ED705", {}),
+    ("ED705", {"detectron2": dict(D2_CHECKOUT, c_has_cuda=True)}),
+    ("ED705", {"detectron2": dict(D2_CHECKOUT, c_has_cuda=False), "torch:cuda": None,
+               "torch:version": "2.14.1+cpu"}),  # a CPU-only torch: a CPU-only _C is what fits
     ("ED704", {"torch:cuda_available": False, "env.vars": {"CUDA_HOME": "/usr/local/cuda", "FORCE_CUDA": "1",
                                                           "TORCH_CUDA_ARCH_LIST": "8.6"}}),
 ]
