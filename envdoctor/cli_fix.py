@@ -83,6 +83,8 @@ def _echo_results(results) -> None:
             click.echo("".join("    " + line + "\n" for line in rest.splitlines()), nl=False)
         for line in (r.detail or {}).get("runs", []):
             click.echo(f"    runs: {line}")
+        if (r.detail or {}).get("env"):
+            click.echo("    built with: " + " ".join(f"{k}={v}" for k, v in r.detail["env"].items()))
         if (r.detail or {}).get("log"):
             click.echo(f"    build log: {r.detail['log']}")
 

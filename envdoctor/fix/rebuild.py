@@ -249,13 +249,15 @@ def _save_log(journal: Journal, name: str, text: str) -> str:
 
 
 def _install_pth(root: str, modules: List[str], journal: Journal) -> Optional[str]:
-    """Put ``root`` on the environment's import path with a .pth file (what ``setup.py develop``
-    does, without an egg): the project imports the module from anywhere, and rebuilds update it."""
+    """Put ``root`` first on the environment's import path with a .pth file (what ``setup.py develop``
+    does, without an egg): the project imports the module from anywhere, rebuilds update it, and an
+    older install (an egg from ``sh make.sh``) can no longer shadow it."""
     directory = site_dir()
-    pth = os.path.join(directory, f"envdoctor-{re.sub(r'[^A-Za-z0-9_]', '_', modules[0] if modules else 'ext')}.pth")
-    content = (root + "\n").encode()
-    old = read_optional(pth)
-    if old == content:
+    name = re.sub(r"[^A-Za-z0-9_]", "_", modules[0] if modules else "ext")
+    pth = os.path.join(directory, f"envdoctor-{name}.pth")
+    # A .pth line starting with "import" is executed at startup; plain lines are only appended.
+    content = (f"import sys; sys.path.insert(0, {root!r})  # envdoctor fix: {name} built in place here\n").encode()
+    if read_optional(pth) == content:
         return pth
     os.makedirs(directory, exist_ok=True)
     record = edit_file(pth, lambda current: content, journal.backup_dir)

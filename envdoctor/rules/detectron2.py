@@ -195,7 +195,7 @@ def mask2former_needs_force_cuda(ctx):
 
 
 @rule("ED705", area="detectron2", title="detectron2's _C has CUDA kernels next to a CUDA torch",
-      needs=("detectron2", "torch", "toolkits", "gpus"), fixable=True)
+      needs=("detectron2", "torch"), fixable=True)
 def detectron2_without_cuda_kernels(ctx):
     """detectron2's compiled ``_C`` carries no CUDA kernels, while torch is a CUDA build.
 
