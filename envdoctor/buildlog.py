@@ -23,8 +23,16 @@ def first_error(log: str, context: int = 5) -> Optional[str]:
 
 
 def explanation(log: str) -> Optional[str]:
-    """What the most likely known cause means and how to fix it, or None."""
+    """What the first error means and how to fix it, or None.
+
+    A build log also carries noise from before the failure (torch's own
+    "driver too old" UserWarning on a machine without a GPU): a known cause is
+    taken from the first error's line or after it, never from a warning before it.
+    """
     found = log_explain.explain(log)
+    first = log_explain.first_error(log)
+    if first is not None:
+        found = [e for e in found if e.line_no >= first[0]]
     if not found:
         return None
     best = found[0]

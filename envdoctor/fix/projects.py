@@ -16,6 +16,7 @@ import os
 from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence, Tuple
 
 from envdoctor.fix import sources
+from envdoctor.fix.fsops import read_optional, sha256
 from envdoctor.fix.plan import Options, Step
 from envdoctor.model import Report
 from envdoctor.parsers import elf
@@ -105,6 +106,8 @@ def why_rebuild(project: Mapping[str, Any], report: Report) -> Optional[str]:
     root = str(project.get("root"))
     if any(True for _ in _needs_port(root)):
         return "its sources use torch C++ APIs this torch no longer compiles"
+    if setup_step(root, report):
+        return "its setup.py builds the CUDA op only where torch sees a GPU"
     outputs = project.get("outputs") or {}
     installed = {os.path.basename(str(b.get("path"))).split(".")[0] for b in report.facts.value("builds", []) or []
                  if isinstance(b, dict) and b.get("installed") and b.get("imports") is not False}
@@ -119,9 +122,21 @@ def why_rebuild(project: Mapping[str, Any], report: Report) -> Optional[str]:
     return None
 
 
+def _owner_root(name: str, root: str) -> str:
+    """The nearest directory above ``name`` (up to ``root``) with its own setup.py."""
+    directory = os.path.dirname(name)
+    while directory.startswith(root) and directory != root:
+        if os.path.isfile(os.path.join(directory, "setup.py")):
+            return directory
+        directory = os.path.dirname(directory)
+    return root
+
+
 def _needs_port(root: str):
+    """Sources of this extension (not of another one nested in it) that use old torch APIs."""
+    root = os.path.abspath(root)
     for name in sources.iter_source_files(root):
-        if os.path.sep + "build" + os.path.sep in name:
+        if _owner_root(name, root) != root:
             continue
         try:
             if sources.scan_file(name):
@@ -130,12 +145,35 @@ def _needs_port(root: str):
             continue
 
 
+def _no_gpu(report: Report) -> bool:
+    torch = report.facts.value("torch") or {}
+    return isinstance(torch, dict) and torch.get("cuda_available") is False
+
+
+def setup_step(root: str, report: Report) -> List[Step]:
+    """Without a visible GPU, a setup.py that builds its CUDA op only when torch sees one gets the
+    FORCE_CUDA=1 escape hatch (a diff, confirmed like every patch)."""
+    path = os.path.join(root, "setup.py")
+    old = read_optional(path) if _no_gpu(report) else None
+    if old is None:
+        return []
+    new = sources.patch_setup_bytes(old)
+    if new == old:
+        return []
+    return [Step("patch", f"let {path} build the CUDA op without a visible GPU when FORCE_CUDA=1",
+                 {"path": path, "old_sha": sha256(old), "new": new}, diff=sources.unified_diff(path, old, new))]
+
+
+def _port_steps(root: str, report: Report, patch_steps: PatchSteps) -> List[Step]:
+    return patch_steps(list(_needs_port(root)), ()) + setup_step(root, report)
+
+
 def plan_steps(report: Report, options: Options, patch_steps: PatchSteps) -> List[Step]:
     """Port + rebuild steps for ``--rebuild PATH`` and, with no selector, every project that needs it."""
     steps: List[Step] = []
     for path in options.rebuild_paths:
         project = describe_path(os.path.abspath(path), report)
-        steps.extend(patch_steps(list(_needs_port(os.path.abspath(path))), ()))
+        steps.extend(_port_steps(os.path.abspath(path), report, patch_steps))
         steps.append(rebuild_step(project, (), options.env))
     if not options.everything:
         return steps
@@ -143,7 +181,7 @@ def plan_steps(report: Report, options: Options, patch_steps: PatchSteps) -> Lis
         reason = why_rebuild(project, report)
         if reason is None:
             continue
-        steps.extend(patch_steps(list(_needs_port(str(project.get("root")))), ()))
+        steps.extend(_port_steps(os.path.abspath(str(project.get("root"))), report, patch_steps))
         steps.append(rebuild_step(project, (), options.env, reason))
     return steps
 

@@ -240,3 +240,63 @@ def test_undo_puts_the_old_library_back_after_a_rebuild(tmp_path, monkeypatch):
     outcomes = undo.undo_last_run(home)
     assert [s for s, _ in outcomes] == ["done", "done"], outcomes
     assert elf.device_code(str(old))["sm"] == []  # the old CPU-only _C is back
+
+
+def test_leftover_copy_in_build_lib_points_the_rebuild_at_the_project():
+    from tests.unit.test_rules_cases import FRESH, OPS, findings_of
+
+    leftover = f"{OPS}/build/lib.linux-x86_64-cpython-38/ext.so"
+    found = findings_of("ED602", {"builds": [{"path": leftover, "kind": "extension", "owner": "other",
+                                              "imports": False, "built_with": dict(FRESH, python="3.8"),
+                                              "import_error": "ImportError: wrong Python"}]})
+    (finding,) = found
+    quarantine, rebuild_fix = finding.fixes
+    assert quarantine.params == {"paths": [f"{OPS}/build"]}
+    assert rebuild_fix.params == {"path": OPS} and rebuild_fix.commands[0].startswith(f"cd {OPS} && ")
+
+
+def test_setup_py_gets_the_force_cuda_escape_hatch_only_where_needed():
+    from envdoctor.fix import sources
+
+    gpu_only = "import os\nimport torch\nif torch.cuda.is_available() and CUDA_HOME is not None:\n    pass\n"
+    patched = sources.patch_setup_text(gpu_only)
+    assert '(torch.cuda.is_available() or os.environ.get("FORCE_CUDA") == "1") and CUDA_HOME' in patched
+    assert patched.count("\n") == gpu_only.count("\n")
+    already = gpu_only.replace("is not None:", "is not None or os.environ.get('FORCE_CUDA'):")
+    assert sources.patch_setup_text(already) == already
+    assert sources.patch_setup_text(gpu_only.replace("import os\n", "")) == gpu_only.replace("import os\n", "")
+
+
+def test_failure_meaning_comes_from_the_first_error_not_an_earlier_warning():
+    from envdoctor import buildlog
+
+    log = ("UserWarning: CUDA initialization: The NVIDIA driver on your system is too old (found version 12020).\n"
+           "Traceback (most recent call last):\n  File \"setup.py\", line 47, in get_extensions\n"
+           "NotImplementedError: Cuda is not availabel\n")
+    summary = buildlog.summarize_failure(log, "/tmp/x.log")
+    assert summary.splitlines()[:2] == ["first error:", "    NotImplementedError: Cuda is not availabel"]
+    assert "driver" not in summary
+
+
+def test_fix_dry_run_plans_the_projects_extensions_end_to_end(tmp_path):
+    import subprocess
+
+    from envdoctor.model import SCHEMA_VERSION  # noqa: F401 - the report below is read back by --from
+
+    root, ops = write_project(str(tmp_path / "work"))
+    report = _report(_ext_projects.describe([root]), {"detectron2": None})
+    saved = tmp_path / "report.json"
+    saved.write_text(json.dumps(report.to_dict()))
+    repo = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    env = dict(os.environ, PYTHONPATH=repo, HOME=str(tmp_path / "home"))
+    result = subprocess.run([sys.executable, "-m", "envdoctor", "fix", "-n", "--from", str(saved)], env=env,
+                            capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    lines = [line for line in result.stdout.splitlines() if line[:1].isdigit()]
+    assert lines == [
+        f"1. port {ops}/src/ms_deform_attn.h to the current torch C++ API",
+        f"2. port {ops}/src/cpu/ms_deform_attn_cpu.cpp to the current torch C++ API",
+        f"3. port {ops}/src/cuda/ms_deform_attn_cuda.cu to the current torch C++ API",
+        f"4. clean, rebuild, install it into the environment and prove {MODULE} in {ops} (its sources use torch "
+        "C++ APIs this torch no longer compiles)"]
+    assert f"$ cd {ops} && FORCE_CUDA=1 python setup.py build_ext --inplace" in result.stdout
