@@ -234,3 +234,85 @@ def deprecated_torch_apis(ctx):
         fixes=[Fix(summary="Rewrite the deprecated APIs (diff shown first, backups kept)",
                    commands=("envdoctor fix --only ED604",), action="patch_sources",
                    params={"files": sorted(grouped)}, safe=True)])
+
+
+def _projects(ctx) -> List[Mapping[str, Any]]:
+    return [p for p in ctx.value("ext_projects") or [] if isinstance(p, dict) and p.get("kind") == "setup"]
+
+
+@rule("ED605", area="builds", title="The project's own extensions are built", needs=("ext_projects", "builds"),
+      fixable=True)
+def project_extension_not_built(ctx):
+    """The project has a torch extension (``setup.py`` with ``CUDAExtension``) whose module is not built.
+
+    Mask2Former, Deformable-DETR and many research repositories ship their
+    CUDA ops as sources to build (``cd .../ops && sh make.sh``). Until that
+    step succeeds, importing the model fails, or, where the wrapper catches
+    the failure, a slow pure-PyTorch path runs instead.
+
+    Fix: ``envdoctor fix`` ports the sources when needed, builds the module with
+    the repaired environment, installs it the way the project expects and
+    proves it (import, the functions its wrapper calls, CUDA device code).
+    """
+    projects = _projects(ctx)
+    if not projects:
+        return ctx.not_applicable("no torch extension sources under the scanned paths")
+    built = {str(b.get("name")) for b in ctx.value("builds") or [] if isinstance(b, dict)
+             and b.get("kind") == "extension" and b.get("imports") is not False}
+    findings = []
+    for project in projects:
+        outputs = project.get("outputs") or {}
+        missing = [m for m in project.get("modules") or []
+                   if not outputs.get(m) and str(m).rsplit(".", 1)[-1] not in built]
+        if not missing:
+            continue
+        root = str(project.get("root"))
+        how = (f"its {posixpath.basename(str(project['make_sh']))} " if project.get("make_sh") else "") + \
+            ("installs it into the environment" if project.get("install") == "environment" else "builds it in place")
+        findings.append(ctx.finding(
+            Severity.WARNING,
+            f"{', '.join(missing)} from {root} is not built here ({how}). Expected the project's compiled op to be "
+            f"built for this torch before the model runs.",
+            evidence=(ev("ext_projects[].root", root), ev("ext_projects[].modules", missing)),
+            fixes=[Fix(summary=f"Port, build, install and prove {', '.join(missing)}",
+                       commands=(f"envdoctor fix --rebuild {shell_path(root)}",), action="rebuild_extension",
+                       params={"path": root}, safe=True)]))
+    return findings
+
+
+@rule("ED606", area="builds", title="Wrappers do not hide a failing compiled op", needs=("ext_projects",))
+def silent_fallback(ctx):
+    """The project's Python code catches every failure of its compiled op and runs something else.
+
+    Mask2Former's ``MSDeformAttn.forward`` calls the compiled op inside
+    ``try: ... except:`` and runs the pure-PyTorch reference on any error: a
+    module that was never built, one without the functions it calls, a
+    CPU-only build on a GPU, even a CUDA out-of-memory. Training then runs,
+    slower and with more memory, and nothing says why.
+
+    Fix: prove the op (``envdoctor fix`` imports it, checks the functions the
+    wrapper calls and its CUDA device code), and narrow the handler or make it
+    warn.
+    """
+    projects = _projects(ctx)
+    if not projects:
+        return ctx.not_applicable("no torch extension sources under the scanned paths")
+    findings, seen = [], set()
+    for project in projects:
+        for module, uses in (project.get("uses") or {}).items():
+            for fallback in (uses or {}).get("fallbacks") or []:
+                key = (fallback.get("file"), fallback.get("line"))
+                if key in seen:
+                    continue
+                seen.add(key)
+                where = f"{fallback.get('file')}:{fallback.get('line')}"
+                findings.append(ctx.finding(
+                    Severity.WARNING,
+                    f"{where} ({fallback.get('except')}) catches every failure around {fallback.get('guards')} and "
+                    f"runs another implementation in silence: a missing or broken {module} goes unnoticed. "
+                    f"Expected the compiled op proven to work, or a handler that says it fell back.",
+                    evidence=(ev("ext_projects[].uses.fallbacks", where),),
+                    fixes=[Fix(summary=f"Prove {module} (envdoctor fix), and make the handler at {where} warn "
+                                       f"(warnings.warn) or catch only what it expects",
+                               commands=("envdoctor fix",), action=None, safe=True)]))
+    return findings

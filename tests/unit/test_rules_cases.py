@@ -80,6 +80,7 @@ def healthy() -> Dict[str, Any]:
                     "kind": "extension", "name": "MultiScaleDeformableAttention", "owner": "mask2former",
                     "built_with": dict(FRESH), "imports": True, "import_error": None}],
         "ext_sources": [],
+        "ext_projects": [dict(PROJECT)],
         "detectron2": {"version": "0.6", "path": f"{SITE}/detectron2", "cuda": "13.0", "compiler": "GCC 12.2",
                        "torch_built": "2.14.1", "imports": True, "import_error": None,
                        "c_path": f"{SITE}/detectron2/_C.cpython-311-x86_64-linux-gnu.so", "c_has_cuda": True,
@@ -87,6 +88,13 @@ def healthy() -> Dict[str, Any]:
     }
 
 
+PROJECT = {"root": OPS, "kind": "setup", "modules": ["MultiScaleDeformableAttention"], "install": "environment",
+           "make_sh": f"{OPS}/make.sh", "project": "/home/u/Mask2Former",
+           "uses": {"MultiScaleDeformableAttention": {"wrappers": [f"{OPS}/functions/ms_deform_attn_func.py"],
+                                                      "calls": ["ms_deform_attn_forward"], "fallbacks": []}},
+           "outputs": {"MultiScaleDeformableAttention": []}}
+FALLBACK = {"file": f"{OPS}/modules/ms_deform_attn.py", "line": 119, "except": "bare except:",
+            "guards": "MSDeformAttnFunction"}
 D2_CHECKOUT = {"version": "0.6", "path": "/home/u/detectron2/detectron2", "cuda": None, "compiler": "GCC 12.2",
                "torch_built": "2.14.1", "imports": True, "import_error": None,
                "c_path": "/home/u/detectron2/detectron2/_C.cpython-311-x86_64-linux-gnu.so",
@@ -254,6 +262,10 @@ FIRES: List[tuple] = [
     ("ED604", Severity.WARNING, {"ext_sources": [{"file": f"{OPS}/src/cuda/ms_deform_attn_cuda.cu", "line": 64,
                                                   "api": "x.type() in AT_DISPATCH", "text": "value.type()",
                                                   "replacement": "value.scalar_type()"}]}, ["deprecated"]),
+    ("ED605", Severity.WARNING, {"builds": []}, ["MultiScaleDeformableAttention from", "is not built here",
+                                                 "make.sh installs it into the environment"]),
+    ("ED606", Severity.WARNING, {"ext_projects": [dict(PROJECT, uses={"MultiScaleDeformableAttention": {
+        "calls": [], "fallbacks": [FALLBACK]}})]}, ["ms_deform_attn.py:119 (bare except:)", "in silence"]),
     ("ED701", Severity.ERROR, {"detectron2:imports": False, "detectron2:import_error":
                                "ImportError: detectron2/_C.so: undefined symbol: _ZN2at5emptyE"}, ["undefined"]),
     ("ED702", Severity.ERROR, {"detectron2:cuda": "12.4", "detectron2:torch_built": "2.5.1"},
@@ -326,6 +338,10 @@ SILENT: List[tuple] = [
     ("ED602", {}),
     ("ED603", {}),
     ("ED604", {}),
+    ("ED605", {}),  # the module is built (found among the builds)
+    ("ED605", {"ext_projects": [dict(PROJECT, outputs={"MultiScaleDeformableAttention": [f"{OPS}/M.so"]})],
+               "builds": []}),
+    ("ED606", {}),
     ("ED701", {}),
     ("ED701", {"detectron2": MISSING}),
     ("ED702", {}),
