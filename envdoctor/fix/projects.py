@@ -116,8 +116,8 @@ def why_rebuild(project: Mapping[str, Any], report: Report) -> Optional[str]:
         if not libraries and module.rsplit(".", 1)[-1] not in installed:
             return f"{module} is not built"
         for library in libraries:
-            if _torch_has_cuda(report) and not elf.device_code(library)["sm"] and \
-                    not elf.device_code(library)["ptx"]:
+            code = elf.device_code(library) if _torch_has_cuda(report) else {"sm": [0]}
+            if not (code["sm"] or code.get("ptx")):
                 return f"{os.path.basename(library)} has no CUDA kernels"
     return None
 
