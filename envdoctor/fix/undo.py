@@ -19,7 +19,7 @@ from typing import Any, Dict, List, Mapping, Optional, Tuple
 from envdoctor.fix import rcfile
 from envdoctor.fix.fsops import FixError, edit_file, read_optional, sha256
 from envdoctor.fix.journal import Journal, load_runs, mark_undone
-from envdoctor.fix.quarantine import restore
+from envdoctor.fix.quarantine import move as _move, restore, why_not_build_output
 
 Outcome = Tuple[str, str]  # (status "done" | "failed" | "skipped", message)
 
@@ -70,31 +70,31 @@ def _undo_edit(entry: Dict[str, Any]) -> str:
 
 
 def _undo_quarantine(entry: Dict[str, Any]) -> str:
-    restore(entry["src"], entry["dest"])
-    return f"{entry['src']}: moved back from the quarantine"
+    src, note = entry["src"], ""
+    if os.path.lexists(src) and why_not_build_output(src) is None and os.path.lexists(entry["dest"]):
+        # A rebuild made a new build output there (build/, the module's .so): it steps aside into the
+        # run's directory, so that the old one can come back. Nothing is deleted.
+        aside = os.path.join(os.path.dirname(os.path.dirname(entry["dest"])), "rebuilt")
+        os.makedirs(aside, exist_ok=True)
+        target = os.path.join(aside, os.path.basename(entry["dest"]))
+        _move(src, target)
+        note = f" (the rebuilt one is at {target})"
+    restore(src, entry["dest"])
+    return f"{src}: moved back from the quarantine{note}"
 
 
 def _undo_built(entry: Dict[str, Any]) -> str:
     """Libraries a rebuild wrote: moved into the run's directory (never deleted), so that the
     quarantined ones they replaced can move back."""
-    run_dir = entry["aside_dir"]
+    aside = entry["aside_dir"]
     moved = []
     for index, path in enumerate(entry.get("paths") or []):
         if not os.path.lexists(path):
             continue
-        dest = os.path.join(run_dir, f"{index:03d}-{os.path.basename(path)}")
-        os.makedirs(run_dir, exist_ok=True)
-        os.replace(path, dest) if os.stat(path).st_dev == os.stat(run_dir).st_dev else _copy_away(path, dest)
-        moved.append(path)
-    return f"moved the rebuilt {', '.join(os.path.basename(p) for p in moved) or 'libraries (already gone)'} " \
-           f"to {run_dir}"
-
-
-def _copy_away(src: str, dest: str) -> None:
-    import shutil
-
-    shutil.copy2(src, dest)
-    os.unlink(src)
+        os.makedirs(aside, exist_ok=True)
+        _move(path, os.path.join(aside, f"{index:03d}-{os.path.basename(path)}"))
+        moved.append(os.path.basename(path))
+    return f"moved the rebuilt {', '.join(moved) or 'libraries (already gone)'} to {aside}"
 
 
 UNDOERS = {"rc": _undo_rc, "edit": _undo_edit, "quarantine": _undo_quarantine, "built": _undo_built}

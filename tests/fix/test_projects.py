@@ -300,3 +300,28 @@ def test_fix_dry_run_plans_the_projects_extensions_end_to_end(tmp_path):
         f"4. clean, rebuild, install it into the environment and prove {MODULE} in {ops} (its sources use torch "
         "C++ APIs this torch no longer compiles)"]
     assert f"$ cd {ops} && FORCE_CUDA=1 python setup.py build_ext --inplace" in result.stdout
+
+
+def test_undo_after_a_rebuild_also_restores_the_old_build_dir(tmp_path):
+    ops = write_current_msda_ops(str(tmp_path / "ops"))
+    old_build = os.path.join(ops, "build")
+    os.makedirs(os.path.join(old_build, "temp.linux-x86_64-cpython-311"))
+    with open(os.path.join(old_build, "temp.linux-x86_64-cpython-311", "build.ninja"), "w") as fh:
+        fh.write("# old\n")
+    home = {"HOME": str(tmp_path / "home")}
+
+    def build(argv):
+        if argv[1:3] == ("setup.py", "build_ext"):
+            os.makedirs(os.path.join(ops, "build", "temp.linux-x86_64-cpython-311"))
+            with open(os.path.join(ops, "build", "temp.linux-x86_64-cpython-311", "build.ninja"), "w") as fh:
+                fh.write("# new\n")
+            shutil.copy(KERNEL_SO, os.path.join(ops, SO_NAME))
+            return CommandResult(argv, 0, "", duration=1.0)
+        return CommandResult(argv, 0, json.dumps({MODULE: {"file": os.path.join(ops, SO_NAME), "missing": []}}))
+
+    rebuild.rebuild_extension(ops, CUDA_ENV, FakeRunner({sys.executable: build}), Journal(home), {"modules": [MODULE]})
+    outcomes = undo.undo_last_run(home)
+    assert [s for s, _ in outcomes] == ["done", "done"], outcomes
+    with open(os.path.join(old_build, "temp.linux-x86_64-cpython-311", "build.ninja")) as fh:
+        assert fh.read() == "# old\n"
+    assert not os.path.exists(os.path.join(ops, SO_NAME))
