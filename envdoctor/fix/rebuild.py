@@ -1,18 +1,22 @@
-"""Rebuild torch extensions with the repaired environment, then prove they import.
+"""Rebuild torch extensions with the repaired environment, then prove them.
 
 Two targets:
 
 * envdoctor's own MSDeformAttn op, through ``python -m envdoctor build``;
 * a user's extension directory with a ``setup.py`` (Mask2Former's
-  ``mask2former/modeling/pixel_decoder/ops``, Deformable DETR's ``models/ops``):
-  old outputs quarantined, ``setup.py build_ext --inplace`` (it does not touch
-  site-packages, unlike ``make.sh``'s ``build install``), then an import in a
-  fresh interpreter.
+  ``mask2former/modeling/pixel_decoder/ops``, Deformable DETR's ``models/ops``,
+  a detectron2 checkout): old outputs quarantined (restorable), ``setup.py
+  build_ext --inplace`` with its full log kept, installed the way the project
+  expects (in place, or a ``.pth`` putting the directory first on the
+  environment's import path: never a zipped egg), then proven: imported in a
+  fresh interpreter started where the project runs, the functions its wrapper
+  calls present, CUDA device code for the target architectures in the ELF.
 
 On a machine where no GPU is visible torch's builder cannot pick the
 architectures itself and Deformable-DETR-style ``setup.py`` files refuse to
 build without ``torch.cuda.is_available()``; :func:`build_env` sets
-``TORCH_CUDA_ARCH_LIST`` and ``FORCE_CUDA=1`` for exactly that case.
+``TORCH_CUDA_ARCH_LIST`` and ``FORCE_CUDA=1`` for exactly that case, and
+``CPATH`` for library headers the toolkit lacks but torch's wheels ship.
 """
 from __future__ import annotations
 

@@ -325,3 +325,26 @@ def test_undo_after_a_rebuild_also_restores_the_old_build_dir(tmp_path):
     with open(os.path.join(old_build, "temp.linux-x86_64-cpython-311", "build.ninja")) as fh:
         assert fh.read() == "# old\n"
     assert not os.path.exists(os.path.join(ops, SO_NAME))
+
+
+def test_build_env_adds_cpath_for_library_headers_only_the_torch_wheels_ship(tmp_path):
+    toolkit, wheel = tmp_path / "cuda-13.0", tmp_path / "nvidia" / "cu13" / "include"
+    (toolkit / "bin").mkdir(parents=True)
+    (toolkit / "bin" / "nvcc").write_text("#!/bin/sh\n")
+    (toolkit / "bin" / "nvcc").chmod(0o755)
+    (toolkit / "include").mkdir()
+    (toolkit / "include" / "cublas_v2.h").write_text("")
+    wheel.mkdir(parents=True)
+    for header in ("cublas_v2.h", "cusparse.h", "cusolverDn.h"):
+        (wheel / header).write_text("")
+    assert rebuild.missing_header_dirs(str(toolkit), [str(wheel)]) == {"cusparse.h": str(wheel),
+                                                                      "cusolverDn.h": str(wheel)}
+    env = rebuild.build_env({"CUDA_HOME": str(toolkit), "TORCH_CUDA_ARCH_LIST": "9.0", "CPATH": "/mine"},
+                            FakeRunner(), gpu_visible=False, header_dirs=[str(wheel)])
+    assert env["CPATH"] == os.pathsep.join(["/mine", str(wheel)]) and env["FORCE_CUDA"] == "1"
+    assert env["TORCH_CUDA_ARCH_LIST"] == "9.0"  # the user's value is kept
+    (toolkit / "include" / "cusparse.h").write_text("")
+    (toolkit / "include" / "cusolverDn.h").write_text("")
+    complete = rebuild.build_env({"CUDA_HOME": str(toolkit), "TORCH_CUDA_ARCH_LIST": "9.0"}, FakeRunner(),
+                                 gpu_visible=False, header_dirs=[str(wheel)])
+    assert "CPATH" not in complete
