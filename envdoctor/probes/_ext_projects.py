@@ -31,7 +31,6 @@ _EXT_CALL = re.compile(r"\b\w*(?:CUDAExtension|CppExtension|[Ee]xtension)\s*\(\s
 _BUILDS_EXT = re.compile(r"CUDAExtension|CppExtension")
 _SETUP_CALL = re.compile(r"\bsetup\.py\b(.*)")
 _JIT = re.compile(r"cpp_extension\.load(?:_inline)?\s*\(|from\s+torch\.utils\.cpp_extension\s+import\s+[^\n]*\bload\b")
-_JIT_NAME = re.compile(r"\bload(?:_inline)?\s*\(\s*(?:name\s*=\s*)?[\"']([\w.]+)[\"']")
 
 
 def _read(path: str, limit: int = MAX_PY_BYTES) -> str:
@@ -121,13 +120,41 @@ def find_extension_roots(roots: Iterable[str]) -> List[Dict[str, Any]]:
                           "make_sh": make_sh, "project": os.path.abspath(root)})
         for path in py_files:
             text = _read(path)
-            if not _JIT.search(text):
+            call = _jit_call(text) if _JIT.search(text) else None
+            if call is None:
                 continue
-            line = text.count("\n", 0, _JIT.search(text).start()) + 1
-            names = _JIT_NAME.findall(text)
-            found.append({"root": os.path.dirname(path), "kind": "jit", "modules": names[:1], "install": "jit",
-                          "make_sh": None, "project": os.path.abspath(root), "file": path, "line": line})
+            line, name = call
+            found.append({"root": os.path.dirname(path), "kind": "jit", "modules": [name] if name else [],
+                          "install": "jit", "make_sh": None, "project": os.path.abspath(root), "file": path,
+                          "line": line})
     return found
+
+
+def _jit_call(text: str) -> Optional[Tuple[int, Optional[str]]]:
+    """(line, extension name) of the first real ``cpp_extension.load(...)`` call (not a mention in a
+    string or comment), or None."""
+    try:
+        tree = ast.parse(text)
+    except (SyntaxError, ValueError):
+        return None
+    imported = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.ImportFrom) and node.module == "torch.utils.cpp_extension":
+            imported |= {a.asname or a.name for a in node.names if a.name in ("load", "load_inline")}
+    for node in ast.walk(tree):
+        if not isinstance(node, ast.Call):
+            continue
+        func = node.func
+        if (isinstance(func, ast.Attribute) and func.attr in ("load", "load_inline") and
+                isinstance(func.value, (ast.Name, ast.Attribute)) and
+                getattr(func.value, "id", getattr(func.value, "attr", "")) == "cpp_extension") or \
+                (isinstance(func, ast.Name) and func.id in imported):
+            name = next((k.value.value for k in node.keywords if k.arg == "name" and
+                         isinstance(k.value, ast.Constant) and isinstance(k.value.value, str)), None)
+            if name is None and node.args and isinstance(node.args[0], ast.Constant):
+                name = str(node.args[0].value)
+            return node.lineno, name
+    return None
 
 
 def _aliases(tree: ast.AST, module: str) -> Set[str]:

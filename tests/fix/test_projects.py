@@ -72,8 +72,9 @@ def test_jit_load_calls_are_found(tmp_path):
     (tmp_path / "jit.py").write_text("from torch.utils.cpp_extension import load\nop = load(name='myop', "
                                      "sources=['op.cu'])\n")
     (tmp_path / "plain.py").write_text("def load(x):\n    return x\n")
+    (tmp_path / "mention.py").write_text('HELP = "call torch.utils.cpp_extension.load(name=...)"\n')
     found = _ext_projects.describe([str(tmp_path)])
-    assert [(p["kind"], p["modules"], p["line"]) for p in found] == [("jit", ["myop"], 1)]
+    assert [(p["kind"], p["modules"], p["line"]) for p in found] == [("jit", ["myop"], 2)]
 
 
 def test_nested_source_roots_report_each_old_api_use_once(tmp_path):
