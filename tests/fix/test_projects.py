@@ -349,3 +349,16 @@ def test_build_env_adds_cpath_for_library_headers_only_the_torch_wheels_ship(tmp
     complete = rebuild.build_env({"CUDA_HOME": str(toolkit), "TORCH_CUDA_ARCH_LIST": "9.0"}, FakeRunner(),
                                  gpu_visible=False, header_dirs=[str(wheel)])
     assert "CPATH" not in complete
+
+
+def test_commands_from_a_report_read_back_with_home_paths_expand():
+    """A saved report is redacted (home -> ~); rules re-run on it must not write `cd '~/...'`."""
+    from tests.unit.test_rules_cases import FRESH, findings_of
+
+    build = "~/My Mask2Former/ops/build"
+    (finding,) = findings_of("ED601", {"builds": [{"path": build, "kind": "build_dir", "owner": "mask2former",
+                                                   "built_with": dict(FRESH, torch="1.9.0")}]})
+    quarantine, rebuild_fix = finding.fixes
+    assert quarantine.commands == ("mv -- \"$HOME\"/'My Mask2Former/ops/build' "
+                                   "\"$HOME\"/'My Mask2Former/ops/build.stale'",)
+    assert rebuild_fix.commands[0].startswith("cd \"$HOME\"/'My Mask2Former/ops' && ")
