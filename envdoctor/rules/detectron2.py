@@ -194,6 +194,11 @@ def mask2former_needs_force_cuda(ctx):
                            "(set TORCH_CUDA_ARCH_LIST to the GPUs the op will run on)", missing)])
 
 
+def _cpath(value: str) -> str:
+    directory, _, tail = value.partition("${")
+    return shell_path(directory) + ('"${' + tail + '"' if tail else "")
+
+
 @rule("ED705", area="detectron2", title="detectron2's _C has CUDA kernels next to a CUDA torch",
       needs=("detectron2", "torch"), fixable=True)
 def detectron2_without_cuda_kernels(ctx):
@@ -229,7 +234,13 @@ def detectron2_without_cuda_kernels(ctx):
         variables["CUDA_HOME"] = cuda_home
     if archs:
         variables["TORCH_CUDA_ARCH_LIST"] = ";".join(archs)
-    assignments = " ".join(f"{k}={shlex.quote(v)}" for k, v in variables.items())
+    # Library headers (cusparse.h, cublas_v2.h) a minimal toolkit lacks are in torch's own nvidia wheels;
+    # CPATH is searched after every -I, so the toolkit's headers still win where it has them.
+    wheels = [t for t in toolkits(ctx.facts) if t.get("kind") == "pip" and t.get("has_runtime_header")
+              and (mm(t.get("version")) or (None,))[0] == (mm(torch.get("cuda")) or (None,))[0]]
+    if wheels and cuda_home:
+        variables["CPATH"] = posixpath.join(str(wheels[0].get("root")), "include") + '${CPATH:+:$CPATH}'
+    assignments = " ".join(f"{k}={shell_path(v) if k != 'CPATH' else _cpath(v)}" for k, v in variables.items())
     fixes = []
     if _is_checkout(package):
         repo = posixpath.dirname(package)

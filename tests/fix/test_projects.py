@@ -362,3 +362,15 @@ def test_commands_from_a_report_read_back_with_home_paths_expand():
     assert quarantine.commands == ("mv -- \"$HOME\"/'My Mask2Former/ops/build' "
                                    "\"$HOME\"/'My Mask2Former/ops/build.stale'",)
     assert rebuild_fix.commands[0].startswith("cd \"$HOME\"/'My Mask2Former/ops' && ")
+
+
+def test_detectron2_cpu_only_fix_command_names_every_build_variable():
+    from tests.unit.test_rules_cases import CU13_WHEEL, CUDA13, D2_CHECKOUT, SITE, findings_of
+
+    (finding,) = findings_of("ED705", {"detectron2": dict(D2_CHECKOUT, c_has_cuda=False),
+                                       "toolkits": [dict(CUDA13), dict(CU13_WHEEL)], "gpus": []})
+    fix = finding.fixes[0]
+    assert fix.action == "rebuild_extension" and fix.params == {"path": "/home/u/detectron2"}
+    assert fix.commands == (
+        "cd /home/u/detectron2 && FORCE_CUDA=1 CUDA_HOME=/usr/local/cuda-13.0 TORCH_CUDA_ARCH_LIST=12.0 "
+        f'CPATH={SITE}/nvidia/cu13/include"${{CPATH:+:$CPATH}}" python -m pip install --no-build-isolation -e .',)

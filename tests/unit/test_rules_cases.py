@@ -88,6 +88,8 @@ def healthy() -> Dict[str, Any]:
     }
 
 
+CU13_WHEEL = {"root": f"{SITE}/nvidia/cu13", "real_root": f"{SITE}/nvidia/cu13", "kind": "pip", "has_nvcc": False,
+              "has_runtime_header": True, "has_cudart": True, "version": "13.0.96", "found_via": ["pip nvidia wheels"]}
 PROJECT = {"root": OPS, "kind": "setup", "modules": ["MultiScaleDeformableAttention"], "install": "environment",
            "make_sh": f"{OPS}/make.sh", "project": "/home/u/Mask2Former",
            "uses": {"MultiScaleDeformableAttention": {"wrappers": [f"{OPS}/functions/ms_deform_attn_func.py"],
@@ -276,7 +278,8 @@ FIRES: List[tuple] = [
     ("ED703", Severity.ERROR, {"env.python:version": "3.6.9", "builds": []}, ["detectron2 needs Python >=3.7"]),
     ("ED704", Severity.WARNING, {"torch:cuda_available": False, "driver.present": False, "gpus": MISSING},
      ["FORCE_CUDA=1", "TORCH_CUDA_ARCH_LIST=12.0", "No CUDA runtime is found"]),
-    ("ED705", Severity.ERROR, {"detectron2": dict(D2_CHECKOUT, c_has_cuda=False, c_cuda_version="not available")},
+    ("ED705", Severity.ERROR, {"detectron2": dict(D2_CHECKOUT, c_has_cuda=False, c_cuda_version="not available"),
+                               "toolkits": [dict(CUDA13), dict(CU13_WHEEL)]},
      ["CPU-only _C", "not compiled with GPU support", "'not available'", "CUDA 13.0"]),
     ("ED705", Severity.ERROR, {"detectron2:c_has_cuda": False}, ["CPU-only _C"]),
     ("ED704", Severity.WARNING, {"torch:cuda_available": False, "torch:cuda_error": "CUDA unknown error"},
