@@ -59,11 +59,14 @@ def probe_builds(ctx: ProbeContext) -> List[Fact]:
             item["installed"] = True
             items.append(item)
     testable = [i["path"] for i in items if i["kind"] == "extension" and i["imports"] is None]
+    names: Dict[str, List[str]] = {}
     if ctx.quick:  # loading extensions means importing torch: not in quick mode
         results = {path: (None, "not tested (quick mode)", None) for path in testable}
     else:
-        results = import_check(ctx, testable)
+        results = import_check(ctx, testable, names)
     for item in items:
+        if item["path"] in names:  # what a Python extension module defines: its wrapper's calls must be there
+            item["defines"] = names[item["path"]]
         if item["path"] in results:
             item["imports"], item["import_error"], note = results[item["path"]]
             if note:  # e.g. it only failed next to another library registering its TORCH_LIBRARY namespace

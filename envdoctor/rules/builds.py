@@ -316,3 +316,48 @@ def silent_fallback(ctx):
                                        f"(warnings.warn) or catch only what it expects",
                                commands=("envdoctor fix",), action=None, safe=True)]))
     return findings
+
+
+@rule("ED607", area="builds", title="Compiled modules have the functions their wrappers call",
+      needs=("ext_projects", "builds"), fixable=True)
+def module_lacks_called_functions(ctx):
+    """A compiled module imports, but lacks functions the project's Python wrapper calls on it.
+
+    A module built from other sources than the wrapper expects (an older
+    fork, a half-finished port, a stub left by an egg install) imports fine
+    and then fails at the first call with ``AttributeError: module
+    'MultiScaleDeformableAttention' has no attribute 'ms_deform_attn_forward'``
+    or, behind a catch-all ``except:``, silently runs the fallback.
+
+    Fix: rebuild it from the project's own sources (``envdoctor fix`` proves
+    the functions are there).
+    """
+    projects = _projects(ctx)
+    if not projects:
+        return ctx.not_applicable("no torch extension sources under the scanned paths")
+    modules: Dict[str, List[str]] = {}
+    roots: Dict[str, str] = {}
+    for project in projects:
+        for module, uses in (project.get("uses") or {}).items():
+            calls = list((uses or {}).get("calls") or [])
+            if calls:
+                modules[str(module).rsplit(".", 1)[-1]] = calls
+                roots[str(module).rsplit(".", 1)[-1]] = str(project.get("root"))
+    findings = []
+    for ext in _builds(ctx, "extension"):
+        name, defines = str(ext.get("name")), ext.get("defines")
+        if name not in modules or not isinstance(defines, list) or ext.get("imports") is not True:
+            continue
+        missing = [c for c in modules[name] if c not in defines]
+        if not missing:
+            continue
+        path = str(ext.get("path"))
+        findings.append(ctx.finding(
+            Severity.ERROR,
+            f"{path} imports but lacks {', '.join(missing)}, which the project's wrapper calls on {name}. Expected "
+            f"a module built from the project's own sources in {roots[name]}.",
+            evidence=(ev("builds[].path", path), ev("builds[].defines", defines[:20])),
+            fixes=[Fix(summary=f"Rebuild {name} from {roots[name]} and prove it",
+                       commands=(f"envdoctor fix --rebuild {shell_path(roots[name])}",), action="rebuild_extension",
+                       params={"path": roots[name]}, safe=True)]))
+    return findings

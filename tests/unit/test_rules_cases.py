@@ -268,6 +268,11 @@ FIRES: List[tuple] = [
                                                  "make.sh installs it into the environment"]),
     ("ED606", Severity.WARNING, {"ext_projects": [dict(PROJECT, uses={"MultiScaleDeformableAttention": {
         "calls": [], "fallbacks": [FALLBACK]}})]}, ["ms_deform_attn.py:119 (bare except:)", "in silence"]),
+    ("ED607", Severity.ERROR, {"builds": [{"path": f"{OPS}/MultiScaleDeformableAttention.cpython-311-x86_64-linux-gnu.so",
+                                           "kind": "extension", "name": "MultiScaleDeformableAttention",
+                                           "owner": "mask2former", "built_with": dict(FRESH), "imports": True,
+                                           "defines": ["ms_deform_attn_backward"]}]},
+     ["lacks ms_deform_attn_forward", "wrapper calls"]),
     ("ED701", Severity.ERROR, {"detectron2:imports": False, "detectron2:import_error":
                                "ImportError: detectron2/_C.so: undefined symbol: _ZN2at5emptyE"}, ["undefined"]),
     ("ED702", Severity.ERROR, {"detectron2:cuda": "12.4", "detectron2:torch_built": "2.5.1"},
@@ -345,6 +350,11 @@ SILENT: List[tuple] = [
     ("ED605", {"ext_projects": [dict(PROJECT, outputs={"MultiScaleDeformableAttention": [f"{OPS}/M.so"]})],
                "builds": []}),
     ("ED606", {}),
+    ("ED607", {}),
+    ("ED607", {"builds": [{"path": f"{OPS}/MultiScaleDeformableAttention.cpython-311-x86_64-linux-gnu.so",
+                           "kind": "extension", "name": "MultiScaleDeformableAttention", "owner": "mask2former",
+                           "built_with": dict(FRESH), "imports": True,
+                           "defines": ["ms_deform_attn_backward", "ms_deform_attn_forward"]}]}),
     ("ED701", {}),
     ("ED701", {"detectron2": MISSING}),
     ("ED702", {}),
