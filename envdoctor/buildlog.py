@@ -6,9 +6,13 @@ The log knowledge itself lives in :mod:`envdoctor.explain` (the same engine as
 """
 from __future__ import annotations
 
+import re
 from typing import Optional
 
 from envdoctor import explain as log_explain
+
+
+_WARNING = re.compile(r"\bwarning\b|Warning:", re.I)
 
 
 def first_error(log: str, context: int = 5) -> Optional[str]:
@@ -27,9 +31,9 @@ def explanation(log: str) -> Optional[str]:
 
     A build log also carries noise from before the failure (torch's own
     "driver too old" UserWarning on a machine without a GPU): a known cause is
-    taken from the first error's line or after it, never from a warning before it.
+    taken from the first error's line or after it, never from a warning.
     """
-    found = log_explain.explain(log)
+    found = [e for e in log_explain.explain(log) if not _WARNING.search(e.line)]
     first = log_explain.first_error(log)
     if first is not None:
         found = [e for e in found if e.line_no >= first[0]]

@@ -168,7 +168,7 @@ def _apply_and_verify(plan: Plan, report: Report, opts: Dict[str, Any], env: Dic
     out["verification"] = ver
     if fmt == "text":
         _echo_verification(ver, failed)
-        if not plan.settings.is_empty() and any(r.status == apply_mod.DONE for r in results):
+        if any(r.status == apply_mod.DONE and r.step.kind in ("rc", "ci_env") for r in results):
             click.echo('This shell still has the old environment; run:  eval "$(envdoctor fix --print-env)"')
     return ver["healthy"] and not failed
 

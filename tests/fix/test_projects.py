@@ -273,10 +273,11 @@ def test_failure_meaning_comes_from_the_first_error_not_an_earlier_warning():
 
     log = ("UserWarning: CUDA initialization: The NVIDIA driver on your system is too old (found version 12020).\n"
            "Traceback (most recent call last):\n  File \"setup.py\", line 47, in get_extensions\n"
-           "NotImplementedError: Cuda is not availabel\n")
+           "NotImplementedError: Cuda is not availabel\n"
+           "UserWarning: CUDA initialization: The NVIDIA driver on your system is too old (found version 12020).\n")
     summary = buildlog.summarize_failure(log, "/tmp/x.log")
     assert summary.splitlines()[:2] == ["first error:", "    NotImplementedError: Cuda is not availabel"]
-    assert "driver" not in summary
+    assert "what it means" not in summary  # torch's "driver too old" warning is not why the build failed
 
 
 def test_fix_dry_run_plans_the_projects_extensions_end_to_end(tmp_path):
