@@ -370,8 +370,9 @@ def implementation_statement(modules: List[str], proof: Dict[str, Any], info: Di
         lines.append(f"{module}: the compiled module runs {where} ({got.get('file')}; CUDA kernels: {kernels}"
                      + (f"; the wrapper's calls {', '.join(calls)} all exist" if calls else "") + ")")
         for fallback in (spec.get("fallbacks") or {}).get(module) or []:
-            lines.append(f"{module}: {fallback['file']}:{fallback['line']} ({fallback['except']}) runs another "
-                         f"implementation in silence whenever the op fails (also on CPU tensors)")
+            lines.append(f"{module}: {fallback['file']}:{fallback['line']} ({fallback['except']}) catches every "
+                         f"failure around {fallback.get('guards')} and goes on without it, in silence (whenever "
+                         f"the op fails, also on CPU tensors)")
     return lines
 
 
