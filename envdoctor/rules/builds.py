@@ -312,9 +312,10 @@ def silent_fallback(ctx):
                     f"runs another implementation in silence: a missing or broken {module} goes unnoticed. "
                     f"Expected the compiled op proven to work, or a handler that says it fell back.",
                     evidence=(ev("ext_projects[].uses.fallbacks", where),),
-                    fixes=[Fix(summary=f"Prove {module} (envdoctor fix), and make the handler at {where} warn "
-                                       f"(warnings.warn) or catch only what it expects",
-                               commands=("envdoctor fix",), action=None, safe=True)]))
+                    fixes=[Fix(summary=f"Make the handler at {where} catch only what it expects, or warn "
+                                       f"(warnings.warn) before falling back; `envdoctor fix` proves {module} itself",
+                               commands=(f'"${{EDITOR:-vi}}" +{fallback.get("line")} '
+                                         f'{shell_path(str(fallback.get("file")))}',), action=None, safe=True)]))
     return findings
 
 
