@@ -41,6 +41,7 @@ TEST_REQUIRES = [
     "pytest>=7",
     "hypothesis>=6",
     "scipy>=1.9",
+    "pyyaml>=5.4",  # tests of action.yml
     "torch==2.14.1",
     "torchvision==0.29.1",
 ]
@@ -58,7 +59,8 @@ setup(
     package_data={
         "envdoctor": ["knowledge/data/*.json", "py.typed"],
     },
-    install_requires=["click>=8.0", "packaging>=21", "psutil>=5.8", "ninja>=1.10"],
+    install_requires=["click>=8.0", "packaging>=21", "psutil>=5.8", "ninja>=1.10",
+                      'tomli>=1.1; python_version < "3.11"'],
     extras_require={
         "test": TEST_REQUIRES,
         "smoke": ["scipy>=1.9"],

@@ -16,8 +16,8 @@ import click
 from envdoctor import __version__, exitcodes
 from envdoctor.model import Severity
 from envdoctor.options import (CONTEXT_SETTINGS, color_option, fail_on_option, format_option, only_option, output_option,
-                               quiet_option, redact_option, skip_option, stdout_unicode, timeout_option,
-                               use_color, verbose_option)
+                               quiet_option, redact_option, skip_option, step_summary_option, stdout_unicode,
+                               timeout_option, use_color, verbose_option)
 
 # name -> (module, attribute) of commands defined in their own modules
 LAZY_COMMANDS: Dict[str, Tuple[str, str]] = {
@@ -25,6 +25,8 @@ LAZY_COMMANDS: Dict[str, Tuple[str, str]] = {
     "build": ("envdoctor.cli_build", "build_command"),
     "smoke": ("envdoctor.cli_smoke", "smoke_command"),
     "explain": ("envdoctor.cli_explain", "explain_command"),
+    "require": ("envdoctor.cli_require", "require_command"),
+    "diff": ("envdoctor.cli_diff", "diff_command"),
 }
 
 
@@ -36,10 +38,14 @@ class LazyGroup(click.Group):
         if name in LAZY_COMMANDS:
             module_name, attr = LAZY_COMMANDS[name]
             try:
-                return getattr(importlib.import_module(module_name), attr)
+                command = getattr(importlib.import_module(module_name), attr)
             except (ImportError, AttributeError) as exc:
                 return _unavailable_command(name, f"{type(exc).__name__}: {exc}")
-        return super().get_command(ctx, name)
+        else:
+            command = super().get_command(ctx, name)
+        if command is not None and not command.epilog:
+            command.epilog = exitcodes.HELP_EPILOG  # one table of exit statuses for every command
+        return command
 
 
 def _unavailable_command(name: str, why: str) -> click.Command:
@@ -70,7 +76,7 @@ def cli():
     """
 
 
-@cli.command("check")
+@cli.command("check", epilog=exitcodes.HELP_EPILOG)
 @format_option()
 @output_option
 @fail_on_option
@@ -81,21 +87,25 @@ def cli():
 @click.option("--quick", is_flag=True, help="Don't import torch: read its facts from its installed files (much faster).")
 @click.option("--from", "from_file", type=click.Path(dir_okay=False, allow_dash=True), default=None,
               help="Re-diagnose a saved report (JSON, or a Markdown report pasted from an issue) instead of this machine.")
+@click.option("--require", "require_file", type=click.Path(dir_okay=False), default=None, metavar="FILE",
+              help="Check the requirements of this TOML file's [tool.envdoctor.require] table (default: the nearest "
+                   "pyproject.toml with one, from the current directory upward). See docs/ci.md.")
+@step_summary_option
 @redact_option
 @verbose_option
 @quiet_option
 @color_option
 @timeout_option
-def check_command(fmt, output, fail_on, only, skip, paths, quick, from_file, no_redact, verbose, quiet, color,
-                  timeout):
+def check_command(fmt, output, fail_on, only, skip, paths, quick, from_file, require_file, step_summary,
+                  no_redact, verbose, quiet, color, timeout):
     """Diagnose the CUDA / PyTorch environment of this machine.
 
     Reads only: it writes no file (unless -o is given) and makes no network
     request. Every finding comes with its evidence and the exact fix.
 
     \b
-    Exit status: 0 nothing at or above --fail-on, 1 findings at or above it,
-    2 usage error, 3 envdoctor itself failed (or one of its checks crashed).
+    In GitHub Actions it also appends a Markdown job summary to
+    $GITHUB_STEP_SUMMARY (see --step-summary).
 
     \b
     Examples:
@@ -105,9 +115,16 @@ def check_command(fmt, output, fail_on, only, skip, paths, quick, from_file, no_
       envdoctor check --format markdown > report.md   # redacted, for an issue
       envdoctor check --from report.md           # re-diagnose a pasted report
       envdoctor check --only 'ED2*' --quick      # toolkit checks, no torch import
+      envdoctor check --require ci/gpu.toml --format junit -o envdoctor.xml
     """
-    from envdoctor import engine
+    from envdoctor import require
     from envdoctor.render import Redactor, ReportFileError, load_report_text, render
+    from envdoctor.render.github import write_step_summary
+
+    try:  # a saved report carries its own requirement facts; --require replaces them
+        requirements = require.resolve(require_file, discover=not from_file)
+    except require.RequirementError as exc:
+        raise click.UsageError(str(exc))
 
     if from_file:
         text = _read_input(from_file)
@@ -116,14 +133,16 @@ def check_command(fmt, output, fail_on, only, skip, paths, quick, from_file, no_
         except ReportFileError as exc:
             raise click.UsageError(str(exc))
         meta = dict(saved.meta, source_file=os.path.basename(from_file) if from_file != "-" else "stdin")
-        report = engine.diagnose(saved.facts, only=only, skip=skip, meta=meta)
+        report = require.diagnose_with(saved.facts, requirements, only=only, skip=skip, meta=meta)
     else:
-        report = engine.run_check(paths=paths or (".",), quick=quick, only=only, skip=skip, timeout=timeout)
+        report = require.run_check(requirements, paths=paths or (".",), quick=quick, only=only, skip=skip,
+                                   timeout=timeout)
 
     redactor = Redactor.from_environment(enabled=not no_redact)
     text = render(report, fmt, redactor=redactor, color=use_color(color, bool(output)) and fmt == "text",
                   verbose=verbose, quiet=quiet, unicode=stdout_unicode() or bool(output))
     _emit(text, output)
+    write_step_summary(report, redactor, os.environ, step_summary)
     sys.exit(exit_status(report, fail_on))
 
 

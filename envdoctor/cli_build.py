@@ -15,16 +15,21 @@ from envdoctor.options import CONTEXT_SETTINGS, format_option
 def _parse_archs(ctx, param, values: Tuple[str, ...]) -> Optional[List[str]]:
     if not values:
         return None
-    from envdoctor.ops.toolkit import parse_arch_list
+    from envdoctor.parsers import arch_list
 
-    try:
-        return parse_arch_list(values)
-    except ValueError as exc:
-        raise click.BadParameter(str(exc))
+    parsed = arch_list.parse(";".join(values))
+    if not parsed.ok or not parsed.entries:
+        raise click.BadParameter(f"torch's extension builder would refuse {';'.join(values)!r} "
+                                 f"({parsed.error()}); give compute capabilities such as 8.0 or 9.0+PTX, "
+                                 "separated by ';' or repeated --arch, or names such as Ampere")
+    return parsed.entries
 
 
 @click.command("build", context_settings=CONTEXT_SETTINGS)
 @click.option("--cpu-only", is_flag=True, help="Build only the CPU kernels (no CUDA toolkit needed).")
+@click.option("--cuda", "force_cuda", is_flag=True,
+              help="Build the CUDA variant or fail (for TORCH_CUDA_ARCH_LIST or the GPUs present); "
+                   "`envdoctor fix` uses it to prove a CUDA extension builds.")
 @click.option("--arch", "archs", multiple=True, callback=_parse_archs, metavar="CC",
               help="GPU compute capability to build for, e.g. 8.0 or \"8.0;9.0\" (repeatable). "
                    "Default: TORCH_CUDA_ARCH_LIST, else the GPUs present.")
@@ -33,7 +38,7 @@ def _parse_archs(ctx, param, values: Tuple[str, ...]) -> Optional[List[str]]:
 @click.option("--force", is_flag=True, help="Rebuild even if an up-to-date build exists.")
 @click.option("-v", "--verbose", is_flag=True, help="Stream the compiler output.")
 @format_option(choices=("text", "json"))
-def build_command(cpu_only, archs, cache_dir, force, verbose, fmt):
+def build_command(cpu_only, force_cuda, archs, cache_dir, force, verbose, fmt):
     """Build the MSDeformAttn op (CPU and CUDA kernels) for this environment.
 
     The build is cached under a key made of everything that can make a binary
@@ -62,9 +67,9 @@ def build_command(cpu_only, archs, cache_dir, force, verbose, fmt):
     """
     from envdoctor.ops.build import build_extension
 
-    if cpu_only and archs:
-        raise click.UsageError("--cpu-only and --arch contradict each other: --arch is for the CUDA variant")
-    cuda = False if cpu_only else (True if archs else None)
+    if cpu_only and (archs or force_cuda):
+        raise click.UsageError("--cpu-only contradicts --arch and --cuda: they are for the CUDA variant")
+    cuda = False if cpu_only else (True if archs or force_cuda else None)
 
     def progress(message: str) -> None:
         click.echo(message if verbose and not message.startswith(("compiling", "checking", "up to date"))

@@ -142,7 +142,22 @@ def _options(opts: Dict[str, Any], env: Dict[str, str]) -> Options:
     return Options(write_rc=opts["write_bashrc"] or bool(opts["rc"]), shell=opts["shell"], rc_path=opts["rc"],
                    write_ci_env=opts["write_ci_env"], quarantine_stale=opts["quarantine_stale"],
                    rebuild_paths=list(opts["rebuild"]), patch_paths=list(opts["patch_sources"]),
-                   yes=opts["yes"], env=env)
+                   yes=opts["yes"], env=env, arch_list=_arch_option(opts.get("arch") or ()),
+                   only=tuple(opts["only"]))
+
+
+def _arch_option(values) -> Optional[str]:
+    """--arch values joined into one TORCH_CUDA_ARCH_LIST, refused when torch's builder would refuse it."""
+    if not values:
+        return None
+    from envdoctor.parsers import arch_list
+
+    value = ";".join(values)
+    parsed = arch_list.parse(value)
+    if not parsed.ok or not parsed.entries:
+        raise UsageError(f"--arch {value!r}: torch's extension builder would refuse it ({parsed.error()}); "
+                         "give compute capabilities such as 8.6 or 9.0 (+PTX allowed), or names such as Ampere")
+    return arch_list.join(parsed.entries)
 
 
 def _apply_and_verify(plan: Plan, report: Report, opts: Dict[str, Any], env: Dict[str, str],
@@ -197,7 +212,14 @@ def run_fix(opts: Dict[str, Any]) -> int:
     if fmt == "text":
         _echo_plan(plan)
     out: Dict[str, Any] = {"schema_version": SCHEMA_VERSION, "plan": plan.to_dict(), "dry_run": opts["dry_run"]}
-    if not opts["dry_run"]:
+    if plan.caused:
+        # A plan that would leave an error it causes is not applied (the rules were run on its result).
+        if fmt == "text":
+            click.echo("The plan is refused: applied, it would cause "
+                       + "; ".join(f"{f.code} ({f.message})" for f in plan.caused))
+        out["refused"] = [f.code for f in plan.caused]
+        out["healthy"] = False
+    elif not opts["dry_run"]:
         out["healthy"] = _apply_and_verify(plan, report, opts, env, paths, out)
     if fmt == "json":
         click.echo(json.dumps(out, indent=2, default=str))
@@ -221,6 +243,9 @@ def run_fix(opts: Dict[str, Any]) -> int:
 @click.option("--quarantine-stale", is_flag=True, help="Move stale build outputs to a restorable quarantine.")
 @click.option("--only", "only", multiple=True, metavar="CODE",
               help="Fix only the findings with this code (repeatable; ED6* matches a prefix).")
+@click.option("--arch", "arch", multiple=True, metavar="CC",
+              help="Build extensions for these GPUs (compute capability, e.g. 8.6; repeatable): sets "
+                   "TORCH_CUDA_ARCH_LIST instead of torch's own list where no GPU is visible.")
 @click.option("--no-smoke", is_flag=True, help="Skip the smoke-train after applying.")
 @click.option("--smoke-steps", type=click.IntRange(1), default=5, show_default=True,
               help="Training steps of the smoke-train run after applying.")

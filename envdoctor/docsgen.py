@@ -42,10 +42,12 @@ def code_pages() -> Dict[str, str]:
     pages = {}
     for rule in all_rules():
         needs = ", ".join(f"`{k}`" for k in rule.needs) or "none"
+        optional = ", ".join(f"`{k}`" for k in rule.reads if k not in rule.needs)
         pages[f"{rule.code}.md"] = "\n".join([
             f"# {rule.code}: {rule.title}", "",
             f"- Area: {rule.area}",
-            f"- Facts it reads: {needs}",
+            f"- Facts it needs (skipped when one is not available): {needs}",
+            f"- Facts it also reads when present: {optional or 'none'}",
             f"- `envdoctor fix` can apply a fix: {'yes' if rule.fixable else 'no (it prints the commands)'}",
             f"- Stops extension builds (`envdoctor build` refuses): {'yes' if rule.blocks_build else 'no'}",
             "", rule.doc.strip(), "",

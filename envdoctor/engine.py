@@ -129,19 +129,30 @@ def probe_facts(names: Sequence[str], env: Optional[Mapping[str, str]] = None, r
 
 
 # Probes whose facts decide whether an extension build can work.
-_BUILD_PROBES = ("toolkits", "torch", "torch.status", "compiler", "environment", "driver", "gpus")
+# A C++-only build needs only the C++ compiler the environment names.
+CPU_BUILD_BLOCKERS = ("ED402",)
+BUILD_PROBES = ("toolkits", "torch", "torch.status", "compiler", "environment", "driver", "gpus")
+
+
+def build_facts(env: Optional[Mapping[str, str]] = None, runner=None, quick: bool = True) -> FactSet:
+    """The facts ``envdoctor build`` and ``fix`` decide a build with: the same probes as
+    ``check`` (torch read from its files in quick mode: the build imports torch itself)."""
+    ctx = ProbeContext(env=dict(os.environ if env is None else env), runner=runner, paths=(), quick=quick)
+    return collect_facts(ctx, names=BUILD_PROBES)
+
+
+def build_blockers(facts: FactSet, cuda: bool = True, skip: Sequence[str] = ()) -> List[Finding]:
+    """Error-level findings of the build-blocking rules: what would make an extension build fail.
+
+    Used by ``envdoctor build`` and ``envdoctor fix`` to refuse with an explanation (the
+    findings, by code, with their fixes) instead of a wall of compiler errors.
+    """
+    rules = [r for r in all_rules() if r.blocks_build and (cuda or r.code in CPU_BUILD_BLOCKERS)
+             and r.code not in skip]
+    report = diagnose(facts, rules=rules)
+    return [f for f in report.findings if f.severity == Severity.ERROR]
 
 
 def build_preflight(env: Optional[Mapping[str, str]] = None, cuda: bool = True, runner=None) -> List[Finding]:
-    """Error-level findings that would make an extension build fail, with their fixes.
-
-    Used by ``envdoctor build`` and ``envdoctor fix`` to refuse with an explanation
-    instead of a wall of compiler errors.
-    """
-    ctx = ProbeContext(env=dict(os.environ if env is None else env), runner=runner, paths=())
-    facts = collect_facts(ctx, names=_BUILD_PROBES)
-    rules = [r for r in all_rules() if r.blocks_build]
-    if not cuda:
-        rules = [r for r in rules if r.area in ("compiler", "env")]
-    report = diagnose(facts, rules=rules)
-    return [f for f in report.findings if f.severity == Severity.ERROR]
+    """``build_blockers`` for the machine ``env`` describes."""
+    return build_blockers(build_facts(env, runner), cuda=cuda)

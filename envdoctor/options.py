@@ -35,6 +35,9 @@ redact_option = click.option("--no-redact", is_flag=True,
                                   "(credentials are never printed unless this is given).")
 dry_run_option = click.option("-n", "--dry-run", is_flag=True, help="Show what would be done; change nothing.")
 yes_option = click.option("-y", "--yes", is_flag=True, help="Apply without asking (for CI).")
+step_summary_option = click.option(
+    "--step-summary/--no-step-summary", default=None,
+    help="Append a Markdown summary of the findings to $GITHUB_STEP_SUMMARY (default: when GITHUB_ACTIONS=true).")
 timeout_option = click.option("--timeout", type=click.FloatRange(min=0.5), default=10.0, show_default=True,
                               help="Seconds any single external command may take.")
 

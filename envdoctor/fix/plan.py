@@ -9,11 +9,11 @@ import os
 from dataclasses import dataclass, field
 from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple
 
-from envdoctor.fix import rcfile, settings as settings_mod, sources
+from envdoctor.fix import project, rcfile, settings as settings_mod, sources
 from envdoctor.fix.fsops import FixError, read_optional, sha256
 from envdoctor.fix.quarantine import why_not_build_output
 from envdoctor.fix.settings import EnvSettings, SettingsError
-from envdoctor.model import Finding, Fix, Report
+from envdoctor.model import Finding, Fix, Report, Severity
 
 KNOWN_ACTIONS = ("set_env", "quarantine", "rebuild_op", "rebuild_extension", "patch_sources", "pip_install")
 # Environment first (later steps build with it), sources before the rebuild that compiles them.
@@ -33,12 +33,17 @@ class Options:
     rebuild_paths: Sequence[str] = ()
     patch_paths: Sequence[str] = ()
     yes: bool = False
+    arch_list: Optional[str] = None  # --arch: the GPUs the user builds for (TORCH_CUDA_ARCH_LIST)
+    only: Sequence[str] = ()  # --only: fix only findings with these codes (ED6* a prefix)
     env: Mapping[str, str] = field(default_factory=lambda: dict(os.environ))
 
     @property
     def everything(self) -> bool:
         return not (self.write_rc or self.write_ci_env or self.quarantine_stale
                     or self.rebuild_paths or self.patch_paths)
+
+    def selects(self, code: str) -> bool:
+        return not self.only or any(code == p or (p.endswith("*") and code.startswith(p[:-1])) for p in self.only)
 
     def rc_file(self) -> str:
         if self.rc_path:
@@ -71,10 +76,14 @@ class Plan:
     settings: EnvSettings = field(default_factory=EnvSettings)
     notes: List[str] = field(default_factory=list)
     rebuild_op: bool = False  # a finding asked for the op to be rebuilt
+    after: Optional[Report] = None  # the rules run on the facts the plan would produce
+    caused: List[Finding] = field(default_factory=list)  # errors the plan itself would cause
 
     def to_dict(self) -> Dict[str, Any]:
         return {"steps": [s.to_dict() for s in self.steps], "settings": self.settings.to_dict(),
-                "notes": list(self.notes), "rebuild_op": self.rebuild_op}
+                "notes": list(self.notes), "rebuild_op": self.rebuild_op,
+                "after": [f.code for f in self.after.findings] if self.after is not None else None,
+                "caused": [f.code for f in self.caused]}
 
 
 def _toolkit_version(facts, cuda_home: str) -> Optional[str]:
@@ -170,32 +179,111 @@ def _patch_steps(paths: Sequence[str], codes: Tuple[str, ...]) -> List[Step]:
     return steps
 
 
+MAX_ROUNDS = 16  # each round takes one fix and re-diagnoses; a plan never needs more
+
+
+def _torch_build(fix: Fix) -> Optional[Tuple[str, str, Tuple[str, ...]]]:
+    """(release, CUDA, argv) a pip_install fix installs, when it installs torch."""
+    release, cuda = fix.params.get("torch"), fix.params.get("cuda")
+    return (str(release), str(cuda), tuple(fix.params.get("argv") or ())) if release and cuda else None
+
+
+def _projected_report(report: Report, settings: EnvSettings, torch_build) -> Report:
+    from envdoctor import engine
+
+    build = (torch_build[0], torch_build[1]) if torch_build else None
+    argv = list(torch_build[2]) if torch_build else None
+    return engine.diagnose(project.project(report.facts, settings, build, argv))
+
+
+def _choose(report: Report, options: Options) -> Tuple[List[Tuple[Finding, Fix]], EnvSettings, List[str],
+                                                       Optional[Tuple[str, str]], Report, List[str]]:
+    """Take fixes one at a time, most severe first, re-running the rules on the facts the
+    plan so far would produce: a fix is chosen for the machine as it will be, not as it was
+    (after CUDA_HOME moves to CUDA 13.0, nvcc 11.8's compiler pin is no longer needed)."""
+    settings, chosen, env_codes, notes = EnvSettings(), [], [], []
+    if options.arch_list:
+        settings.vars["TORCH_CUDA_ARCH_LIST"] = options.arch_list
+        settings.sources["TORCH_CUDA_ARCH_LIST"] = "--arch"
+    torch_build = None
+    handled = set()
+    current = _projected_report(report, settings, torch_build) if options.arch_list else report
+    for _ in range(MAX_ROUNDS):
+        changed = False
+        for finding in _ordered(_open_findings(report, current)):
+            if finding.code in handled or not options.selects(finding.code):
+                continue
+            fix = choose_fix(finding, current.facts)
+            if fix is None:
+                continue
+            handled.add(finding.code)
+            position = len(chosen)
+            chosen.append((finding, fix))
+            # follow-ups (quarantine, then rebuild) come with the chosen fix
+            chosen.extend((finding, f) for f in finding.fixes if f.follow_up and f.action in KNOWN_ACTIONS)
+            if fix.action == "set_env":
+                conflicts = len(settings.conflicts)
+                try:
+                    settings_mod.merge(finding.code, fix.params, settings)
+                    env_codes.append(finding.code)
+                    changed = True
+                except SettingsError as exc:
+                    notes.append(f"{finding.code}: not applied: {exc}")
+                if len(settings.conflicts) > conflicts or finding.code not in env_codes:
+                    del chosen[position:]  # not (fully) applied: this plan does not address the finding
+            elif fix.action == "pip_install" and options.everything and options.yes and _torch_build(fix):
+                torch_build = _torch_build(fix)
+                changed = True
+            if changed:
+                break  # the machine the next fix is chosen for has changed
+        if not changed:
+            break
+        current = _projected_report(report, settings, torch_build)
+    return chosen, settings, env_codes, torch_build, current, notes
+
+
+def _open_findings(report: Report, current: Report) -> List[Finding]:
+    """The findings still to fix on the projected machine: what the rules find there, plus the
+    report's findings whose rule could not judge the projection (its facts are not in the report,
+    e.g. a report pasted from an issue, or a finding no rule here produces)."""
+    if current is report:
+        return list(report.findings)
+    judged = {r.rule for r in current.results if r.status in ("passed", "fired")}
+    seen = {f.code for f in current.findings}
+    return list(current.findings) + [f for f in report.findings if f.code not in judged and f.code not in seen]
+
+
+def _manual_step(finding: Finding) -> Step:
+    first = finding.fixes[0]
+    commands = tuple(first.commands)
+    blocked = ("envdoctor cannot do this itself; run the commands shown" if commands
+               else "envdoctor cannot do this itself; do what the step says")
+    return Step("manual", f"{finding.code}: {first.summary}", codes=(finding.code,), commands=commands,
+                blocked=blocked)
+
+
 def plan_fixes(report: Report, options: Options) -> Plan:
-    """Turn a report (and the user's explicit requests) into an ordered plan."""
+    """Turn a report (and the user's explicit requests) into an ordered, coherent plan.
+
+    The plan is checked by running the rules on the facts it would produce: an error
+    the plan itself causes (a code the report did not have) refuses the plan.
+    """
     from envdoctor.fix import projects  # it builds on this module's Step and Options
     plan = Plan()
-    chosen: List[Tuple[Finding, Fix]] = []
-    for finding in _ordered(report.findings):
-        fix = choose_fix(finding, report.facts)
-        if fix is None:
-            if finding.fixes and options.everything:
-                first = finding.fixes[0]
-                plan.steps.append(Step("manual", f"{finding.code}: {first.summary}", codes=(finding.code,),
-                                       commands=tuple(first.commands),
-                                       blocked="envdoctor cannot do this itself; run the commands shown"))
-            continue
-        chosen.append((finding, fix))
-        # follow-ups (quarantine, then rebuild) come with the chosen fix
-        chosen.extend((finding, f) for f in finding.fixes if f.follow_up and f.action in KNOWN_ACTIONS)
-    env_codes: List[str] = []
-    for finding, fix in chosen:
-        if fix.action == "set_env":
-            try:
-                settings_mod.merge(finding.code, fix.params, plan.settings)
-                env_codes.append(finding.code)
-            except SettingsError as exc:
-                plan.notes.append(f"{finding.code}: not applied: {exc}")
+    chosen, plan.settings, env_codes, torch_build, after, notes = _choose(report, options)
+    plan.notes.extend(notes)
     plan.notes.extend(f"conflict: {c}" for c in plan.settings.conflicts)
+    plan.after = after
+    before_codes = {f.code for f in report.findings}
+    taken = {finding.code for finding, _ in chosen}
+    # An error the plan causes and leaves (no step of the plan addresses it) refuses the plan.
+    plan.caused = [f for f in after.findings if f.severity == Severity.ERROR and f.code not in before_codes
+                   and f.code not in taken]
+    if options.everything:
+        for finding in _ordered(_open_findings(report, after)):
+            if finding.code not in taken and finding.fixes and options.selects(finding.code) \
+                    and choose_fix(finding, after.facts) is None:
+                plan.steps.append(_manual_step(finding))
     if not plan.settings.is_empty():
         if options.write_rc or options.everything:
             plan.steps.append(_rc_step(options, plan.settings, tuple(env_codes)))
@@ -234,7 +322,8 @@ def _dedupe(plan: Plan) -> None:
     seen = set()
     kept = []
     for step in plan.steps:
-        key = (step.kind, step.params.get("path")) if step.params.get("path") else None
+        target = step.params.get("path") or (tuple(step.params["argv"]) if step.params.get("argv") else None)
+        key = (step.kind, target) if target else None
         if key is not None and key in seen:
             continue
         if key is not None:

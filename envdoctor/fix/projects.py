@@ -19,8 +19,7 @@ from envdoctor.fix import sources
 from envdoctor.fix.fsops import read_optional, sha256
 from envdoctor.fix.plan import Options, Step
 from envdoctor.model import Report
-from envdoctor.parsers import elf
-from envdoctor.probes import _ext_projects
+from envdoctor.probes import _ext_device, _ext_projects
 from envdoctor.rules.builds import shell_path
 
 PatchSteps = Callable[[Sequence[str], Tuple[str, ...]], List[Step]]
@@ -116,7 +115,7 @@ def why_rebuild(project: Mapping[str, Any], report: Report) -> Optional[str]:
         if not libraries and module.rsplit(".", 1)[-1] not in installed:
             return f"{module} is not built"
         for library in libraries:
-            code = elf.device_code(library) if _torch_has_cuda(report) else {"sm": [0]}
+            code = _ext_device.device_code(library) if _torch_has_cuda(report) else {"sm": [0]}
             if not (code["sm"] or code.get("ptx")):
                 return f"{os.path.basename(library)} has no CUDA kernels"
     return None

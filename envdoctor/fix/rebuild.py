@@ -34,7 +34,7 @@ from envdoctor.fix.fsops import FixError, edit_file, read_optional
 from envdoctor.fix.journal import Journal
 from envdoctor.fix.quarantine import quarantine, why_not_build_output
 from envdoctor import buildlog
-from envdoctor.parsers import elf
+from envdoctor.probes import _ext_device
 from envdoctor.probes._ext_projects import built_outputs
 
 BUILD_TIMEOUT = 3600.0
@@ -229,8 +229,8 @@ def target_archs(env: Mapping[str, str]) -> List[str]:
 
 
 def device_report(library: str, archs: List[str]) -> Dict[str, Any]:
-    code = elf.device_code(library)
-    missing = [a for a in archs if not elf.covers(code, a)]
+    code = _ext_device.device_code(library)
+    missing = [a for a in archs if not _ext_device.covers(code, a)]
     return {"sm": code["sm"], "ptx": code["ptx"], "error": code["error"], "missing_archs": missing,
             "has_device_code": bool(code["sm"] or code["ptx"])}
 

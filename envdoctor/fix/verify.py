@@ -110,7 +110,11 @@ def verify(report: Report, settings: EnvSettings, shell: str, env: Mapping[str, 
     if not after.get("available"):
         out["reasons"] = [after["error"]]
     if rebuild_op:
-        op = rebuild.rebuild_op(rebuild.build_env(fresh, runner, gpu_visible), runner)
+        # The proof that a CUDAExtension builds in the new shell: envdoctor's own op, built with
+        # exactly that shell's environment (nothing filled in), as a CUDA extension when torch is a
+        # CUDA build. Without an arch list on a machine without a GPU this fails, as a user's would.
+        cuda = bool((report.facts.value("torch") or {}).get("cuda"))
+        op = rebuild.rebuild_op(dict(fresh), runner, extra_args=["--cuda"] if cuda else [])
         out["build"] = op
         healthy = healthy and bool(op.get("ok"))
     if smoke_steps:

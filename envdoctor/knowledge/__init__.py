@@ -36,6 +36,7 @@ from .driver import (
     driver_runs_cuda,
     min_driver_for_cuda,
     minor_compat_floor,
+    newest_cuda_for_driver,
     toolkit_row,
 )
 from .gpus import compute_capability, gpu_info
@@ -69,7 +70,8 @@ __all__ = [
     "driver_runs_cuda", "find_row", "first_cuda_for_arch", "gcc_support", "gcc_supported_by_cuda",
     "gpu_info", "is_unverified", "last_cuda_for_arch", "latest_torch", "max_clang_for_cuda",
     "max_gcc_for_cuda", "min_driver_for_cuda", "min_gcc_for_cuda", "minor_compat_floor",
-    "newest_torch_for_driver", "normalize_arch", "nvcc_archs", "parse_version", "pip_install_command",
+    "newest_cuda_for_driver", "newest_torch_for_driver", "normalize_arch", "nvcc_archs", "parse_version",
+    "pip_install_command",
     "tables", "toolkit_row", "torch_arch_list", "torch_arch_list_info", "torch_cuda_builds",
     "torch_release", "torchvision_for_torch",
 ]

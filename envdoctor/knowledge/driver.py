@@ -206,13 +206,41 @@ def _reason(driver: str, cuda: str, major: int, need: str, toolkit_driver: Optio
     if result["unverified"]:
         rule += f" (the CUDA {cuda} row of the driver table is unverified)"
     if not result["ok"]:
-        max_cuda = driver_max_cuda(driver)
-        supports = f"; driver {driver} supports CUDA <= {max_cuda}" if max_cuda else ""
+        supports = _runs_up_to(driver)
         return f"driver {driver} cannot run code built with CUDA {cuda}: {rule}{supports}"
     text = f"driver {driver} can run code built with CUDA {cuda}: {rule}"
     if result["via_minor_compat"]:
         text += ("; minor-version compatibility does not cover PTX built by the newer toolkit "
                  "(cudaErrorUnsupportedPtxVersion) or features new in that release")
+    return text
+
+
+def newest_cuda_for_driver(driver_version: Any) -> Optional[str]:
+    """Newest CUDA "MAJOR.MINOR" of Table 3 whose code this driver runs, by the same test as
+    :func:`check_driver_for_cuda` (minor-version compatibility applied): "470.82.01" -> "11.8",
+    although nvidia-smi reports 11.4. None when no release qualifies or the driver is unreadable."""
+    driver = parse_version(driver_version)
+    return _newest_cuda(driver) if driver is not None else None
+
+
+@lru_cache(maxsize=256)
+def _newest_cuda(driver: Version) -> Optional[str]:
+    best: Optional[Version] = None
+    for version, row in _toolkit_rows():
+        need = min_driver_for_cuda(row["cuda"], minor_compat=True)
+        if not _is_prerelease(row) and need is not None and _at_least(driver, need):
+            best = version
+    return f"{best.release[0]}.{best.release[1]}" if best is not None else None
+
+
+def _runs_up_to(driver: str) -> str:
+    """"; driver 470.82.01 runs CUDA <= 11.8 (11.x through minor-version compatibility; it reports 11.4)"."""
+    newest, reported = newest_cuda_for_driver(driver), driver_max_cuda(driver)
+    if not newest:
+        return f"; driver {driver} supports CUDA <= {reported}" if reported else ""
+    text = f"; driver {driver} runs CUDA <= {newest}"
+    if reported and cuda_major_minor(reported) != cuda_major_minor(newest):
+        text += f" ({newest.split('.')[0]}.x through minor-version compatibility; it reports {reported})"
     return text
 
 

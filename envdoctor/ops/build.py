@@ -22,8 +22,10 @@ import time
 from dataclasses import asdict, dataclass, field
 from typing import Callable, Dict, List, Mapping, Optional
 
-from envdoctor.ops import buildlog, preflight, toolkit
+from envdoctor.ops import buildlog
 from envdoctor.ops.errors import BuildRefused
+from envdoctor.parsers import arch_list as arch_parser
+from envdoctor.rules import _build_model as model
 
 MARKER = "envdoctor-build.json"
 BUILD_TIMEOUT = 3600.0
@@ -101,67 +103,119 @@ def cache_root(env: Mapping[str, str], cache_dir: Optional[str] = None) -> str:
     return os.path.join(env.get("XDG_CACHE_HOME") or os.path.join(home, ".cache"), "envdoctor", "ops")
 
 
-def choose_variant(cuda: Optional[bool], archs: Optional[List[str]], env: Mapping[str, str]) -> str:
-    """cuda=None: the CUDA variant when a toolkit is visible and there is something to build for."""
+def present_gpu_archs() -> List[str]:
+    """Compute capabilities of the GPUs this process's torch can see (empty without a usable GPU)."""
+    import torch
+
+    try:
+        if not torch.cuda.is_available():
+            return []
+        caps = {torch.cuda.get_device_capability(i) for i in range(torch.cuda.device_count())}
+    except Exception:  # a broken driver means "no usable GPU" here; `envdoctor check` explains why
+        return []
+    return [f"{major}.{minor}" for major, minor in sorted(caps)]
+
+
+def _facts(env: Mapping[str, str], runner=None):
+    """The machine as `envdoctor check` sees it (same probes, same rules): one truth."""
+    from envdoctor import engine
+
+    return engine.build_facts(env, runner)
+
+
+def choose_variant(cuda: Optional[bool], archs: Optional[List[str]], env: Mapping[str, str], facts=None) -> str:
+    """cuda=None: the CUDA variant when builds have an nvcc and there is something to build for."""
     if cuda is not None:
         return "cuda" if cuda else "cpu"
-    has_toolkit = bool(env.get("CUDA_HOME") or env.get("CUDA_PATH") or toolkit.which("nvcc", env))
-    has_target = bool(archs or env.get("TORCH_CUDA_ARCH_LIST") or toolkit.present_gpu_archs())
+    prediction = model.predict(facts if facts is not None else _facts(env))
+    has_toolkit = bool(prediction and prediction.nvcc)
+    has_target = bool(archs or env.get("TORCH_CUDA_ARCH_LIST") or present_gpu_archs())
     return "cuda" if has_toolkit and has_target else "cpu"
 
 
-def resolve_archs(requested: Optional[List[str]], env: Mapping[str, str], nvcc: Optional[str],
-                  runner=None) -> List[str]:
-    """--arch, else TORCH_CUDA_ARCH_LIST, else exactly the GPUs present; validated against nvcc."""
-    try:
-        if requested:
-            archs, source = toolkit.parse_arch_list(requested), "--arch"
-        elif env.get("TORCH_CUDA_ARCH_LIST"):
-            archs, source = toolkit.parse_arch_list([env["TORCH_CUDA_ARCH_LIST"]]), "TORCH_CUDA_ARCH_LIST"
-        else:
-            archs, source = toolkit.present_gpu_archs(), "the GPUs present"
-    except ValueError as exc:
-        raise BuildRefused(str(exc)) from None
-    if not archs:
-        raise BuildRefused("no GPU is visible, so there is no arch to build the CUDA variant for. Name the "
+def resolve_archs(requested: Optional[List[str]], env: Mapping[str, str], nvcc_version: Optional[str]) -> List[str]:
+    """--arch, else TORCH_CUDA_ARCH_LIST, else exactly the GPUs present; parsed as torch's builder
+    parses them and checked against what the build's nvcc can compile."""
+    if requested:
+        source = "--arch"
+        parsed = arch_parser.parse(";".join(requested))
+    elif env.get("TORCH_CUDA_ARCH_LIST") and env["TORCH_CUDA_ARCH_LIST"] != "native":
+        source = "TORCH_CUDA_ARCH_LIST"
+        parsed = arch_parser.parse(env["TORCH_CUDA_ARCH_LIST"])
+    else:
+        source = "the GPUs present"
+        parsed = arch_parser.parse(";".join(present_gpu_archs()) or None)
+    if not parsed.ok:
+        raise BuildRefused(f"{source}={parsed.value!r}: torch's extension builder would stop with "
+                           f"\"{parsed.error()}\" (ED501). Entries are compute capabilities separated by ';' or "
+                           f"spaces, like \"8.0;9.0+PTX\".")
+    if not parsed.entries:
+        raise BuildRefused("no GPU is visible, so there is no arch to build the CUDA variant for (ED508). Name the "
                            "target GPUs' compute capabilities, e.g. `envdoctor build --arch 8.0 --arch 9.0` "
                            "(or set TORCH_CUDA_ARCH_LIST=\"8.0;9.0\"), or build `--cpu-only`.")
-    supported = toolkit.nvcc_supported_archs(nvcc, runner) if nvcc else None
-    bad = toolkit.unsupported_archs(archs, supported) if supported else []
-    if bad:
-        raise BuildRefused(f"this nvcc cannot build {', '.join('sm_' + toolkit.base_arch(a).replace('.', '') for a in bad)} "
-                           f"(from {source}); it builds {', '.join(supported)}. Use a toolkit that supports them "
-                           "(CUDA 12.x for Volta and older) or drop them from the arch list.")
-    return archs
+    if nvcc_version:
+        from envdoctor import knowledge as kb
+
+        bad = [e for e in parsed.entries
+               if (kb.arch_support(arch_parser.base(e).rstrip("af"), nvcc_version) or {}).get("supported") is False]
+        if bad:
+            raise BuildRefused(f"nvcc {nvcc_version} cannot build {', '.join(bad)} (from {source}); it builds "
+                               f"{', '.join(kb.nvcc_archs(nvcc_version)) or 'other architectures'}. Use a toolkit "
+                               "that supports them (CUDA 12.x for Volta and older) or drop them from the arch list.")
+    return sorted(parsed.entries, key=lambda e: arch_parser.parse(e).capabilities()[0])
+
+
+def _compiler_identity(facts, prediction, env: Mapping[str, str]) -> str:
+    """The C++ compiler (CXX or c++) and, for CUDA builds, nvcc's host compiler: part of the cache key."""
+    gxx = facts.value("compiler.gxx") or {}
+    cxx = env.get("CXX") or "c++"
+    named = next((n for n in facts.value("compiler.named") or [] if n.get("var") == "CXX"), None)
+    path = (named or {}).get("path") or (gxx.get("path") if cxx in ("c++", "g++") else cxx)
+    version = (named or {}).get("version") or gxx.get("version")
+    identity = f"{cxx}={path}: {version}"
+    host = prediction.host if prediction else None
+    if host is not None:
+        identity += f"; nvcc host {host.name}={host.path}: {host.version}"
+    return identity
+
+
+def choose_jobs(env: Mapping[str, str], variant: str, facts) -> int:
+    """MAX_JOBS from the user, else what fits in RAM (the budget `check` uses too), at least 1."""
+    user = env.get("MAX_JOBS", "").strip()
+    if user.isdigit() and int(user) > 0:
+        return int(user)
+    return model.jobs_that_fit(facts, variant) or 1
 
 
 def plan_build(cuda: Optional[bool] = None, archs: Optional[List[str]] = None, cache_dir: Optional[str] = None,
-               env: Optional[Mapping[str, str]] = None, jobs: Optional[int] = None, runner=None) -> BuildPlan:
+               env: Optional[Mapping[str, str]] = None, jobs: Optional[int] = None, runner=None,
+               facts=None) -> BuildPlan:
     """Decide what to build and where. Raises BuildRefused for an impossible request."""
     import torch
 
     env = dict(os.environ if env is None else env)
-    variant = choose_variant(cuda, archs, env)
+    facts = facts if facts is not None else _facts(env, runner)
+    prediction = model.predict(facts)
+    variant = choose_variant(cuda, archs, env, facts)
     src = source_dir()
     key_parts = {
         "torch": torch.__version__, "torch_cuda": str(torch.version.cuda), "python": platform.python_version(),
-        "variant": variant, "compiler": toolkit.compiler_identity(env, runner),
+        "variant": variant, "compiler": _compiler_identity(facts, prediction if variant == "cuda" else None, env),
         "cflags": " ".join(_CFLAGS), "sources": sources_hash(src),
     }
     child_env = dict(env)
     resolved_archs: List[str] = []
     if variant == "cuda":
-        home, _ = toolkit.torch_cuda_home_guess(env)
-        nvcc = os.path.join(home, "bin", "nvcc") if home else None
-        resolved_archs = resolve_archs(archs, env, nvcc if nvcc and os.path.exists(nvcc) else None, runner)
+        nvcc_version = prediction.nvcc_version if prediction else None
+        resolved_archs = resolve_archs(archs, env, nvcc_version)
+        home = prediction.cuda_home if prediction else None
         key_parts.update({
             "archs": ";".join(resolved_archs), "cuda_home": os.path.realpath(home) if home else "",
-            "nvcc": str(toolkit.nvcc_version(nvcc, runner) if nvcc and os.path.exists(nvcc) else None),
-            "cuda_cflags": " ".join(_CUDA_CFLAGS),
+            "nvcc": str(nvcc_version), "cuda_cflags": " ".join(_CUDA_CFLAGS),
         })
-        child_env["TORCH_CUDA_ARCH_LIST"] = ";".join(resolved_archs)
+        child_env["TORCH_CUDA_ARCH_LIST"] = arch_parser.join(resolved_archs)
     key = hashlib.sha256(json.dumps(key_parts, sort_keys=True).encode()).hexdigest()[:16]
-    chosen_jobs = jobs or toolkit.choose_jobs(env, variant)
+    chosen_jobs = jobs or choose_jobs(env, variant, facts)
     child_env["MAX_JOBS"] = str(chosen_jobs)
     return BuildPlan(variant=variant, archs=resolved_archs, name=f"envdoctor_msda_{variant}",
                      sources=[os.path.join(src, s) for s in (_CUDA_SOURCES if variant == "cuda" else _CPU_SOURCES)],
@@ -213,10 +267,11 @@ def build_extension(cuda: Optional[bool] = None, archs: Optional[List[str]] = No
     say = progress or (lambda _msg: None)
     env = dict(os.environ if env is None else env)
     started = time.monotonic()
+    facts = _facts(env, runner)
     try:
-        plan = plan_build(cuda, archs, cache_dir, env, jobs, runner)
+        plan = plan_build(cuda, archs, cache_dir, env, jobs, runner, facts=facts)
     except BuildRefused as exc:
-        return BuildResult(ok=False, refused=True, variant=choose_variant(cuda, archs, env), error=str(exc))
+        return BuildResult(ok=False, refused=True, variant=choose_variant(cuda, archs, env, facts), error=str(exc))
     result = BuildResult(ok=False, variant=plan.variant, archs=plan.archs, build_dir=plan.build_dir)
     if not force and cached_library(plan):
         say(f"up to date: {plan.library}")
@@ -224,19 +279,19 @@ def build_extension(cuda: Optional[bool] = None, archs: Optional[List[str]] = No
         result.log_path = _existing(os.path.join(plan.build_dir, "build.log"))
         result.seconds = round(time.monotonic() - started, 2)
         return result
+    say("checking the toolchain before compiling")
+    blockers = _blockers(facts, plan)
+    if blockers:
+        result.refused, result.findings = True, [f.to_dict() for f in blockers]
+        text = explain_blockers(blockers)
+        if plan.variant == "cuda":
+            text += "\nor build only the CPU kernels: envdoctor build --cpu-only"
+        result.error = f"the {plan.variant.upper()} build would fail:\n" + text
+        result.seconds = round(time.monotonic() - started, 2)
+        return result
     if plan.variant == "cuda":
-        say("checking the toolchain before compiling")
-        blockers = preflight.build_blockers(env, cuda=True, runner=runner)
-        if blockers:
-            result.refused, result.findings = True, [f.to_dict() for f in blockers]
-            text = preflight.explain(blockers)
-            if "envdoctor build --cpu-only" not in text:
-                text += "\nor build only the CPU kernels: envdoctor build --cpu-only"
-            result.error = "the CUDA build would fail:\n" + text
-            result.seconds = round(time.monotonic() - started, 2)
-            return result
-        home, _ = toolkit.torch_cuda_home_guess(env)
-        plan.child_env["CUDA_HOME"] = home or ""
+        prediction = model.predict(facts)
+        plan.child_env["CUDA_HOME"] = prediction.cuda_home if prediction else ""
     if force and os.path.isdir(plan.build_dir):
         shutil.rmtree(plan.build_dir)
     os.makedirs(plan.build_dir, exist_ok=True)
@@ -245,6 +300,32 @@ def build_extension(cuda: Optional[bool] = None, archs: Optional[List[str]] = No
     _compile(plan, result, verbose, say)
     result.seconds = round(time.monotonic() - started, 2)
     return result
+
+
+def _blockers(facts, plan: BuildPlan) -> list:
+    """The findings of check's build-blocking rules for this build (by code; the arch list the
+    plan resolved, e.g. from --arch, counts as set)."""
+    from envdoctor import engine
+    from envdoctor.model import Fact
+
+    if plan.archs:
+        variables = dict(facts.value("env.vars") or {}, TORCH_CUDA_ARCH_LIST=arch_parser.join(plan.archs))
+        facts.add(Fact("env.vars", variables, source="the build's environment"))
+    # ED208 is about cuBLAS/cuSPARSE headers that ATen/cuda/CUDAContext.h pulls in; this op
+    # includes only the c10/cuda headers, so it builds without them.
+    return engine.build_blockers(facts, cuda=plan.variant == "cuda", skip=("ED208",))
+
+
+def explain_blockers(findings) -> str:
+    """Plain text for a refusal: each finding (code, title), why, and the commands that fix it."""
+    lines: List[str] = []
+    for f in findings:
+        lines.append(f"[{f.code}] {f.title}")
+        lines.append(f"  {f.message}")
+        for fix in f.fixes:
+            lines.append(f"  fix: {fix.summary}")
+            lines.extend(f"    {cmd}" for cmd in fix.commands)
+    return "\n".join(lines)
 
 
 def _existing(path: str) -> Optional[str]:

@@ -54,6 +54,40 @@ def _parse(data: bytes, result: Dict[str, Any]) -> None:
             _read_dynamic_entries(data, sec, sections[sec["link"]], is64, end, result)
 
 
+def section_headers(path: str) -> List[Dict[str, Any]]:
+    """``[{"name", "type", "offset", "size"}]`` of an ELF file, reading only its headers (the
+    file may be a 1 GB libtorch_cuda.so). Raises OSError, or ValueError when it is not ELF."""
+    with open(path, "rb") as fh:
+        ident = fh.read(64)
+        if len(ident) < 52 or ident[:4] != b"\x7fELF":
+            raise ValueError("invalid ELF header")
+        is64 = ident[4] == 2
+        end = "<" if ident[5] == 1 else ">"
+        if is64:
+            shoff, = struct.unpack_from(end + "Q", ident, 0x28)
+            shentsize, shnum, shstrndx = struct.unpack_from(end + "HHH", ident, 0x3A)
+        else:
+            shoff, = struct.unpack_from(end + "I", ident, 0x20)
+            shentsize, shnum, shstrndx = struct.unpack_from(end + "HHH", ident, 0x2E)
+        if shoff == 0 or shoff > MAX_SIZE or shnum == 0:
+            raise ValueError("section headers missing")
+        fh.seek(shoff)
+        table = fh.read(shentsize * shnum)
+        if len(table) < shentsize * shnum:
+            raise ValueError("section headers truncated")
+        sections = [_section(table, i * shentsize, is64, end) for i in range(shnum)]
+        names = b""
+        if shstrndx < len(sections):
+            fh.seek(sections[shstrndx]["offset"])
+            names = fh.read(min(sections[shstrndx]["size"], 1 << 20))
+    result = []
+    for sec in sections:
+        stop = names.find(b"\x00", sec["name_off"])
+        name = names[sec["name_off"]:stop if stop >= 0 else len(names)].decode("utf-8", "replace")
+        result.append({"name": name, "type": sec["type"], "offset": sec["offset"], "size": sec["size"]})
+    return result
+
+
 def _section(data: bytes, off: int, is64: bool, end: str) -> Dict[str, int]:
     if is64:
         name, typ, _flags, _addr, offset, size, link, _info, _align, entsize = struct.unpack_from(
@@ -102,87 +136,3 @@ def cuda_from_needed(needed: List[str]) -> Dict[str, Optional[object]]:
     return {"cuda": cuda, "is_cuda": is_cuda,
             "links_torch": any(n.startswith(("libc10", "libtorch")) for n in needed)}
 
-
-FATBIN_MAGIC = 0xBA55ED50
-_FATBIN_SECTIONS = (".nv_fatbin", "__nv_relfatbin")
-_KIND_PTX, _KIND_CUBIN = 1, 2
-
-
-def device_code(path: str) -> Dict[str, Any]:
-    """The CUDA device code a library carries: ``{"sm": [90, ...], "ptx": [120], "error": str|None}``.
-
-    Read from the ``.nv_fatbin`` section nvcc links into every library with
-    kernels: a chain of fatbin containers (magic 0xBA55ED50, 16-byte header:
-    magic, version, header size, payload size), each holding entries whose
-    header starts with kind (1 PTX, 2 cubin), version, header size and payload
-    size (at offsets 0, 2, 4, 8) and names the target architecture at offset
-    28 (90 for sm_90). A library without that section has no device code: no
-    kernel in it can run on a GPU.
-    """
-    result: Dict[str, Any] = {"sm": [], "ptx": [], "error": None}
-    try:
-        with open(path, "rb") as fh:
-            data = fh.read()
-        for offset, size in _sections_named(data, _FATBIN_SECTIONS):
-            _read_fatbin(data[offset:offset + size], result)
-    except OSError as exc:
-        result["error"] = f"cannot read: {exc.strerror or exc}"
-    except (struct.error, IndexError, ValueError) as exc:
-        result["error"] = f"not a valid ELF shared library ({exc})"
-    result["sm"], result["ptx"] = sorted(set(result["sm"])), sorted(set(result["ptx"]))
-    return result
-
-
-def _sections_named(data: bytes, wanted: tuple) -> List[tuple]:
-    if data[:4] != b"\x7fELF":
-        raise ValueError("invalid ELF header")
-    is64, end = data[4] == 2, "<" if data[5] == 1 else ">"
-    if is64:
-        shoff, = struct.unpack_from(end + "Q", data, 0x28)
-        shentsize, shnum, shstrndx = struct.unpack_from(end + "HHH", data, 0x3A)
-    else:
-        shoff, = struct.unpack_from(end + "I", data, 0x20)
-        shentsize, shnum, shstrndx = struct.unpack_from(end + "HHH", data, 0x2E)
-    if shoff == 0 or shoff + shentsize * shnum > len(data):
-        raise ValueError("section headers missing or truncated")
-    sections = [_section(data, shoff + i * shentsize, is64, end) for i in range(shnum)]
-    names = sections[shstrndx] if shstrndx < len(sections) else None
-    found = []
-    for sec in sections:
-        name = _cstr(data, names["offset"] + sec["name_off"]) if names else ""
-        if name in wanted and sec["offset"] + sec["size"] <= len(data):
-            found.append((sec["offset"], sec["size"]))
-    return found
-
-
-def _read_fatbin(blob: bytes, result: Dict[str, Any]) -> None:
-    pos = 0
-    while pos + 16 <= len(blob):
-        magic, _version, header_size, fat_size = struct.unpack_from("<IHHQ", blob, pos)
-        if magic != FATBIN_MAGIC:
-            break  # alignment padding after the last container
-        entry, end = pos + header_size, min(len(blob), pos + header_size + fat_size)
-        while entry + 32 <= end:
-            kind, _v, entry_header, payload = struct.unpack_from("<HHIQ", blob, entry)
-            arch, = struct.unpack_from("<I", blob, entry + 28)
-            if kind == _KIND_CUBIN:
-                result["sm"].append(arch)
-            elif kind == _KIND_PTX:
-                result["ptx"].append(arch)
-            if entry_header <= 0:
-                raise ValueError("fatbin entry without a header")
-            entry += entry_header + payload
-        pos = end
-        pos += (-pos) % 8  # containers are 8-byte aligned
-
-
-def covers(code: Dict[str, Any], arch: str) -> bool:
-    """Whether device code runs on compute capability ``arch`` ("8.6", "9.0"): a cubin for the same
-    major with a minor not above it, or PTX for an architecture not above it (the driver compiles it)."""
-    try:
-        major, minor = (int(x) for x in arch.split(".")[:2])
-    except ValueError:
-        return False
-    want = major * 10 + minor
-    return any(sm // 10 == major and sm <= want for sm in code.get("sm") or []) or \
-        any(ptx <= want for ptx in code.get("ptx") or [])

@@ -8,6 +8,7 @@ which compiler that is and why (``via``).
 from __future__ import annotations
 
 import os
+import re
 import shlex
 from typing import Dict, List, Optional, Tuple
 
@@ -15,7 +16,9 @@ from envdoctor.model import Fact
 from envdoctor.parsers.versions import parse_compiler_version
 from envdoctor.probes.base import Probe, ProbeContext
 
-KEYS = ("compiler.gcc", "compiler.gxx", "compiler.clang", "compiler.host")
+KEYS = ("compiler.gcc", "compiler.gxx", "compiler.clang", "compiler.host", "compiler.all", "compiler.named")
+# Versioned names distributions install side by side (gcc-11, g++-12, clang-14).
+_VERSIONED = re.compile(r"^(gcc|g\+\+|clang|clang\+\+)(-\d+(\.\d+)*)?$")
 TIMEOUT = 5.0
 _WRAPPERS = ("ccache", "sccache", "distcc")
 
@@ -107,6 +110,38 @@ def _host(ctx: ProbeContext, versions: _Versions) -> Fact:
     return Fact("compiler.host", record, source=source, raw=raw)
 
 
+def _all_on_path(ctx: ProbeContext, versions: _Versions) -> Fact:
+    """Every gcc/g++/clang on PATH, versioned names included: what a plan may point CC/CXX at."""
+    found: Dict[str, dict] = {}
+    for entry in ctx.env.get("PATH", "").split(os.pathsep):
+        try:
+            names = sorted(os.listdir(entry)) if entry else []
+        except OSError:
+            continue
+        for name in names:
+            path = os.path.join(entry, name)
+            if name in found or not _VERSIONED.match(name) or not os.access(path, os.X_OK):
+                continue
+            parsed, _raw, _error = versions.get(path)
+            found[name] = {"name": name, "path": path, "version": parsed["version"] if parsed else None}
+    return Fact("compiler.all", list(found.values()), source="gcc*, g++*, clang* on PATH")
+
+
+def _named(ctx: ProbeContext, versions: _Versions) -> Fact:
+    """The compilers the environment names (CC, CXX, NVCC_CCBIN, -ccbin): do they exist?"""
+    named = []
+    choices = [(var, ctx.env.get(var)) for var in ("CC", "CXX", "NVCC_CCBIN")]
+    choices.append(("NVCC_PREPEND_FLAGS", _ccbin_from_flags(ctx.env.get("NVCC_PREPEND_FLAGS", ""))))
+    for var, value in choices:
+        if not value:
+            continue
+        path, name = _resolve(ctx, value)
+        parsed = versions.get(path)[0] if path else None
+        named.append({"var": var, "value": value, "name": name, "path": path,
+                      "version": parsed["version"] if parsed else None})
+    return Fact("compiler.named", named, source="CC, CXX, NVCC_CCBIN, NVCC_PREPEND_FLAGS")
+
+
 def probe(ctx: ProbeContext) -> List[Fact]:
     versions = _Versions(ctx)
     facts = [
@@ -115,6 +150,8 @@ def probe(ctx: ProbeContext) -> List[Fact]:
         _on_path(ctx, versions, "compiler.clang", "clang"),
     ]
     facts.append(_host(ctx, versions))
+    facts.append(_all_on_path(ctx, versions))
+    facts.append(_named(ctx, versions))
     return facts
 
 

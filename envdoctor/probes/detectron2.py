@@ -14,7 +14,7 @@ from typing import Any, Dict, List, Optional
 
 from envdoctor.model import Fact
 from envdoctor.parsers import elf
-from envdoctor.probes import builds
+from envdoctor.probes import _ext_device, builds
 from envdoctor.probes._inproc import find_spec_as_child, same_interpreter, spec_location
 from envdoctor.probes.base import Probe, ProbeContext
 from envdoctor.runner import CommandResult
@@ -132,7 +132,7 @@ def _add_build_facts(value: Dict[str, Any]) -> None:
             needs = elf.cuda_from_needed(elf.read_dynamic(os.path.join(package, name))["needed"])
             value["c_needs_cuda"] = needs["cuda"]
             # Whether _C has kernels at all: its fatbin, read from the file (no GPU, no import needed).
-            code = elf.device_code(os.path.join(package, name))
+            code = _ext_device.device_code(os.path.join(package, name))
             value["c_path"] = os.path.join(package, name)
             value["c_device"] = {"sm": code["sm"], "ptx": code["ptx"], "error": code["error"]}
             value["c_has_cuda"] = None if code["error"] else bool(code["sm"] or code["ptx"])

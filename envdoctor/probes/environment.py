@@ -22,7 +22,7 @@ KEYS = ("host.platform", "host.in_container", "env.vars", "env.path", "env.ld_li
 RELEVANT_VARS = (
     "CUDA_HOME", "CUDA_PATH", "CUDA_VISIBLE_DEVICES", "CUDA_DEVICE_ORDER", "TORCH_CUDA_ARCH_LIST", "MAX_JOBS",
     "FORCE_CUDA", "CC", "CXX", "NVCC_CCBIN", "NVCC_PREPEND_FLAGS", "NVCC_APPEND_FLAGS", "LIBRARY_PATH",
-    "CONDA_PREFIX", "CONDA_DEFAULT_ENV", "VIRTUAL_ENV", "PYTORCH_NVCC",
+    "CONDA_PREFIX", "CONDA_DEFAULT_ENV", "VIRTUAL_ENV", "PYTORCH_NVCC", "CPATH", "CPLUS_INCLUDE_PATH",
 )
 _CONTAINER_CGROUP = re.compile(r"docker|kubepods|containerd|libpod|lxc|podman", re.I)
 MIB = 1024 * 1024
@@ -47,12 +47,13 @@ def split_list(value: Optional[str]) -> List[str]:
 def _python(ctx: ProbeContext) -> Fact:
     record = {"executable": ctx.python, "version": None, "prefix": None,
               "conda_prefix": ctx.env.get("CONDA_PREFIX"), "conda_env": ctx.env.get("CONDA_DEFAULT_ENV"),
-              "venv": ctx.env.get("VIRTUAL_ENV")}
+              "venv": None}
     if same_executable(ctx.python):  # not a venv's python symlinked to this one: its prefix differs
         record["version"] = platform.python_version()
         record["prefix"] = sys.prefix
-        if record["venv"] is None and sys.prefix != getattr(sys, "base_prefix", sys.prefix):
-            record["venv"] = sys.prefix
+        # The diagnosed interpreter's own venv: VIRTUAL_ENV may name another one (an activated
+        # venv while another Python is diagnosed), or be unset (a venv's python run directly).
+        record["venv"] = sys.prefix if sys.prefix != getattr(sys, "base_prefix", sys.prefix) else None
         return Fact("env.python", record, source="this interpreter")
     script = "import sys;print(sys.version.split()[0]);print(sys.prefix);print(sys.base_prefix)"
     # -I but not -S: a virtualenv's sys.prefix is set by its site module (from pyvenv.cfg).
@@ -62,8 +63,7 @@ def _python(ctx: ProbeContext) -> Fact:
         return Fact("env.python", record, source=f"{ctx.python} -c (failed)", error=result.describe_failure(),
                     raw=result.output)
     record["version"], record["prefix"] = lines[0].strip(), lines[1].strip()
-    if record["venv"] is None and lines[1].strip() != lines[2].strip():
-        record["venv"] = lines[1].strip()
+    record["venv"] = lines[1].strip() if lines[1].strip() != lines[2].strip() else None
     return Fact("env.python", record, source=f"{ctx.python} -c 'import sys'")
 
 

@@ -4,7 +4,9 @@ capability and the processes using each.
 Asks ``nvidia-smi --query-gpu ... --format=csv``. Drivers older than ~510 do not
 know the ``compute_cap`` field; then the capability comes from the knowledge
 table by GPU name. When the query form fails entirely (very old drivers), the
-banner table is parsed instead.
+banner table is parsed instead. Without a working nvidia-smi (a container
+without it, WSL2 with it off PATH) the GPUs come from the driver's own libraries:
+NVML, else libcuda (``_driver_libs``; the same child the driver probe uses).
 """
 from __future__ import annotations
 
@@ -13,7 +15,8 @@ from typing import Any, Dict, List, Optional, Tuple
 from envdoctor.model import Fact
 from envdoctor.parsers import nvidia_smi
 from envdoctor.probes.base import Probe, ProbeContext
-from envdoctor.probes.driver import smi_status, smi_timeout
+from envdoctor.probes import _driver_libs
+from envdoctor.probes.driver import find_smi, library_summary, smi_status, smi_timeout
 
 FIELDS = ("index", "name", "uuid", "pci.bus_id", "memory.total", "memory.used", "compute_cap")
 APP_FIELDS = ("gpu_uuid", "pid", "process_name", "used_memory")
@@ -87,10 +90,30 @@ def _from_banner(ctx: ProbeContext, smi: str) -> Tuple[Optional[List[Dict[str, A
     return gpus, result.output
 
 
+def _from_libraries(ctx: ProbeContext) -> Optional[Fact]:
+    """The GPUs NVML (else libcuda) lists, or None when neither lists any."""
+    summary = library_summary(_driver_libs.observe(ctx))
+    for key, origin, path in (("nvml_devices", "nvml", summary.get("nvml_path")),
+                              ("libcuda_devices", "libcuda", summary.get("libcuda_path"))):
+        devices = summary.get(key)
+        if not devices:
+            continue
+        gpus = []
+        for device in devices:
+            record = _gpu_record({k: device.get(k) for k in ("index", "name", "uuid", "memory_total_mib",
+                                                             "memory_used_mib", "compute_cap")})
+            if device.get("compute_cap"):
+                record["compute_cap_source"] = origin
+            gpus.append(record)
+        what = "NVML" if origin == "nvml" else "libcuda (indices as CUDA_VISIBLE_DEVICES shows them)"
+        return Fact("gpus", gpus, source=f"{what}: {path}")
+    return None
+
+
 def probe(ctx: ProbeContext) -> List[Fact]:
-    smi = ctx.which("nvidia-smi")
+    smi = find_smi(ctx)
     if smi is None:
-        return [Fact.unavailable("gpus", "nvidia-smi is not on PATH", source="PATH lookup")]
+        return [_from_libraries(ctx) or Fact.unavailable("gpus", "nvidia-smi is not on PATH", source="PATH lookup")]
     fields = FIELDS
     result, rows = _query(ctx, smi, fields)
     raw = [result.output]
@@ -105,8 +128,9 @@ def probe(ctx: ProbeContext) -> List[Fact]:
             return [Fact.unavailable("gpus", status["message"], source=source, raw="\n".join(raw))]
         gpus, banner_raw = _from_banner(ctx, smi)
         if gpus is None:
-            return [Fact.unavailable("gpus", status["message"] or "nvidia-smi listed no GPUs", source=source,
-                                     raw="\n".join(raw + [banner_raw]))]
+            return [_from_libraries(ctx) or Fact.unavailable(
+                "gpus", status["message"] or "nvidia-smi listed no GPUs", source=source,
+                raw="\n".join(raw + [banner_raw]))]
         return [Fact("gpus", gpus, source="nvidia-smi table", raw=banner_raw)]
     gpus = [_gpu_record(row) for row in rows]
     if gpus:

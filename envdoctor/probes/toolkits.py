@@ -13,6 +13,7 @@ from __future__ import annotations
 import glob
 import json
 import os
+import platform
 import re
 import site
 from typing import Dict, List, Optional, Tuple
@@ -23,8 +24,18 @@ from envdoctor.parsers import versions
 from envdoctor.probes._inproc import same_executable
 from envdoctor.probes.base import Probe, ProbeContext, read_text as _read
 
-KEYS = ("toolkits", "nvcc.path", "nvcc.real_path", "nvcc.toolkit", "nvcc.version", "nvcc.all", "nvcc.archs")
+KEYS = ("toolkits", "nvcc.path", "nvcc.real_path", "nvcc.toolkit", "nvcc.version", "nvcc.all", "nvcc.archs",
+        "cuda.linker_cudart", "cuda.system_headers")
 NVCC_TIMEOUT = 10.0
+# Headers of the CUDA math libraries that torch's own CUDA headers include
+# (ATen/cuda/CUDAContext.h): an extension that includes it needs them all.
+LIB_HEADERS = ("cublas_v2.h", "cublasLt.h", "cusparse.h", "cusolverDn.h")
+_MULTIARCH = f"{platform.machine() or 'x86_64'}-linux-gnu"
+# Where GNU ld looks for -lcudart after the -L dirs (Debian/Ubuntu and Fedora defaults).
+LINKER_DIRS = (f"/usr/local/lib/{_MULTIARCH}", f"/lib/{_MULTIARCH}", f"/usr/lib/{_MULTIARCH}", "/usr/local/lib64",
+               "/lib64", "/usr/lib64", "/usr/local/lib", "/lib", "/usr/lib")
+# Where the host compiler looks for #include <...> after the -I dirs.
+INCLUDE_DIRS = ("/usr/local/include", f"/usr/include/{_MULTIARCH}", "/usr/include")
 
 
 # ---- what a directory holds -------------------------------------------------
@@ -51,6 +62,89 @@ def has_cudart(root: str) -> bool:
     # lib/*-linux-gnu: a distro toolkit (apt's nvidia-cuda-toolkit has nvcc in /usr/bin).
     subdirs = ("lib64", "lib", os.path.join("targets", "*", "lib"), os.path.join("lib", "*-linux-gnu"))
     return _first([os.path.join(root, sub, "libcudart.so*") for sub in subdirs]) is not None
+
+
+def torch_lib_dir(root: str) -> str:
+    """The -L directory torch's builder passes for ``CUDA_HOME=root``: lib64, else lib."""
+    lib64 = os.path.join(root, "lib64")
+    if not os.path.exists(lib64) and os.path.exists(os.path.join(root, "lib")):
+        return os.path.join(root, "lib")
+    return lib64
+
+
+def library_version(path: str) -> Optional[str]:
+    """"11.8.89" for libcudart.so -> libcudart.so.11.0 -> libcudart.so.11.8.89; "13" for libcudart.so.13."""
+    match = re.search(r"\.so\.(\d+(?:\.\d+)*)$", os.path.realpath(path))
+    return match.group(1) if match else None
+
+
+def cudart_in(directory: str) -> Optional[dict]:
+    """The ``libcudart.so`` that ``-lcudart`` finds in ``directory`` (the unversioned dev link)."""
+    path = os.path.join(directory, "libcudart.so")
+    if not os.path.exists(path):
+        return None
+    return {"path": path, "real_path": os.path.realpath(path), "version": library_version(path)}
+
+
+def include_dir(root: str) -> Optional[str]:
+    """The directory holding the toolkit's cuda_runtime.h."""
+    found = _first([os.path.join(root, "include", "cuda_runtime.h"),
+                    os.path.join(root, "targets", "*", "include", "cuda_runtime.h")])
+    return os.path.dirname(found) if found else None
+
+
+_WRAPPER_CHOICE = re.compile(r"if\s+(g\+\+-[\w.]+|clang\+\+-[\w.]+)\s+--version[^\n]*\n\s*prog=([\w.+-]+)")
+
+
+def nvcc_default_host(ctx: ProbeContext, real_nvcc: str) -> Optional[dict]:
+    """The host compiler this nvcc runs when nobody names one (no -ccbin, CC or NVCC_CCBIN).
+
+    nvcc puts the directories of its ``nvcc.profile`` ``PATH += ...`` line before
+    PATH. Distribution packages put a ``gcc`` wrapper there (Debian's
+    nvidia-cuda-toolkit: the first of g++-11, g++-10, ... that is installed).
+    None: nvcc runs ``gcc`` from PATH.
+    """
+    bin_dir = os.path.dirname(real_nvcc)
+    profile = _read(os.path.join(bin_dir, "nvcc.profile")) or ""
+    for line in profile.splitlines():
+        match = re.match(r"\s*PATH\s*\+=\s*(\S+)", line)
+        if not match:
+            continue
+        for entry in match.group(1).replace("$(_HERE_)", bin_dir).split(":"):
+            gcc = os.path.join(entry, "gcc") if entry else ""
+            if not entry or not os.path.isfile(gcc):
+                continue
+            if not _is_script(gcc):
+                return {"command": gcc, "path": os.path.realpath(gcc), "via": f"{gcc} (nvcc.profile PATH)"}
+            text = _read(gcc) or ""
+            for probe_name, prog in _WRAPPER_CHOICE.findall(text):
+                if ctx.which(probe_name) and ctx.which(prog):
+                    return {"command": prog, "path": ctx.which(prog),
+                            "via": f"{gcc} (the toolkit's compiler wrapper)"}
+            return {"command": None, "path": None, "via": f"{gcc} (the toolkit's compiler wrapper)",
+                    "error": "the wrapper finds none of the compilers it accepts"}
+    return None
+
+
+def linker_cudart(ctx: ProbeContext) -> Optional[dict]:
+    """The libcudart.so ``-lcudart`` finds when no -L directory has one (LIBRARY_PATH, then ld's defaults)."""
+    dirs = [d for d in ctx.env.get("LIBRARY_PATH", "").split(os.pathsep) if d] + [ctx.path(d) for d in LINKER_DIRS]
+    for directory in dirs:
+        found = cudart_in(directory)
+        if found:
+            return dict(found, dir=directory)
+    return None
+
+
+def system_headers(ctx: ProbeContext) -> Dict[str, Optional[str]]:
+    """Where the compiler finds each CUDA header when the toolkit's include dir lacks it
+    (CPATH and CPLUS_INCLUDE_PATH first, then the system include dirs)."""
+    dirs = [d for var in ("CPATH", "CPLUS_INCLUDE_PATH") for d in ctx.env.get(var, "").split(os.pathsep) if d]
+    dirs += [ctx.path(d) for d in INCLUDE_DIRS]
+    found: Dict[str, Optional[str]] = {}
+    for header in ("cuda_runtime.h",) + LIB_HEADERS:
+        found[header] = next((d for d in dirs if os.path.isfile(os.path.join(d, header))), None)
+    return found
 
 
 def _dist_info_version(directory: str, prefixes: Tuple[str, ...]) -> Optional[str]:
@@ -180,11 +274,24 @@ class _Toolkits:
 
     def __init__(self) -> None:
         self.entries: Dict[str, dict] = {}
+        self.absorbed: Dict[str, str] = {}  # real path of an inner directory -> real root of its toolkit
+
+    def absorb(self, root: str, into: str) -> None:
+        """``root`` is the inside of the toolkit at ``into`` (a distribution's nvcc directory): one entry."""
+        inner = self.entries.pop(os.path.realpath(root), None)
+        outer = self.entries.get(os.path.realpath(into))
+        self.absorbed[os.path.realpath(root)] = os.path.realpath(into)
+        if outer is not None and inner is not None:
+            outer["found_via"] += [v for v in inner["found_via"] if v not in outer["found_via"]]
+        if outer is not None and root not in outer["aliases"]:
+            outer["aliases"].append(root)
 
     def add(self, root: str, via: str, kind: str = "system") -> None:
         if not root or not os.path.isdir(root):
             return
         real = os.path.realpath(root)
+        if real in self.absorbed:
+            root = real = self.absorbed[real]
         entry = self.entries.get(real)
         if entry is None:
             self.entries[real] = {"root": root.rstrip("/") or "/", "real_root": real, "found_via": [via],
@@ -241,6 +348,15 @@ def _describe(entry: dict, conda_prefix: Optional[str], nvccs: _NvccRunner) -> d
     entry["has_nvcc"] = nvcc_bin is not None
     entry["has_runtime_header"] = has_runtime_header(root)
     entry["has_cudart"] = has_cudart(root)
+    lib_dir = torch_lib_dir(root)
+    entry["lib_dir"] = lib_dir
+    entry["cudart"] = cudart_in(lib_dir)
+    includes = include_dir(root)
+    entry["include_dir"] = includes
+    entry["missing_headers"] = [h for h in LIB_HEADERS if not includes or not os.path.isfile(os.path.join(includes, h))]
+    real_nvcc = resolve_nvcc(nvcc_bin)[0] if nvcc_bin else None
+    entry["nvcc_real"] = real_nvcc
+    entry["default_host"] = nvcc_default_host(nvccs.ctx, real_nvcc) if real_nvcc else None
     version, source = file_version(root)
     if version is None and nvcc_bin:
         version, _raw, _error = nvccs.version(os.path.realpath(nvcc_bin))
@@ -304,6 +420,11 @@ def _scan(ctx: ProbeContext, toolkits: _Toolkits) -> List[str]:
             as_found = toolkit_of(nvcc)
             same = as_found and os.path.realpath(as_found) == os.path.realpath(root)
             toolkits.add(as_found if same else root, "nvcc on PATH")
+            if as_found and not same and has_runtime_header(as_found):
+                # A distribution layout (Debian's /usr/bin/nvcc wraps /usr/lib/nvidia-cuda-toolkit,
+                # headers in /usr/include): /usr is the CUDA_HOME torch guesses, and it works.
+                toolkits.add(as_found, "nvcc on PATH", kind="distribution")
+                toolkits.absorb(root, into=as_found)
     for pattern, via in (("/usr/local/cuda*", "/usr/local/cuda*"), ("/opt/cuda*", "/opt/cuda*")):
         for root in sorted(glob.glob(ctx.path(pattern))):
             if re.fullmatch(r"cuda(-?\d+(\.\d+)*)?", os.path.basename(root)):
@@ -325,6 +446,10 @@ def probe(ctx: ProbeContext) -> List[Fact]:
     facts = [Fact("toolkits", described, source="CUDA_HOME, CUDA_PATH, PATH, /usr/local/cuda*, /opt/cuda*, "
                   "conda, pip nvidia wheels", raw="\n".join(notes) or None)]
     facts += _nvcc_facts(ctx, nvccs)
+    facts.append(Fact("cuda.linker_cudart", linker_cudart(ctx), source="LIBRARY_PATH and the linker's default "
+                      "directories (" + ", ".join(LINKER_DIRS) + ")"))
+    facts.append(Fact("cuda.system_headers", system_headers(ctx), source="CPATH, CPLUS_INCLUDE_PATH and "
+                      + ", ".join(INCLUDE_DIRS)))
     return facts
 
 

@@ -1,4 +1,4 @@
-"""Renderers: Report -> text | json | markdown | github. Pure functions, plus loading a
+"""Renderers: Report -> text | json | markdown | github | junit. Pure functions, plus loading a
 saved report (JSON or a pasted Markdown report) for ``envdoctor check --from``."""
 from __future__ import annotations
 
@@ -8,11 +8,12 @@ from typing import Optional
 from envdoctor.model import Report
 from envdoctor.render.github import render_github
 from envdoctor.render.jsonfmt import render_json
+from envdoctor.render.junit import render_junit
 from envdoctor.render.markdown import extract_report_data, render_markdown
 from envdoctor.render.redact import Redactor
 from envdoctor.render.text import render_text
 
-FORMATS = ("text", "json", "markdown", "github")
+FORMATS = ("text", "json", "markdown", "github", "junit")
 
 
 class ReportFileError(ValueError):
@@ -28,6 +29,8 @@ def render(report: Report, fmt: str, redactor: Optional[Redactor] = None, color:
         return render_markdown(report, redactor)
     if fmt == "github":
         return render_github(report, redactor)
+    if fmt == "junit":
+        return render_junit(report, redactor)
     if fmt == "text":
         # The text goes to the user's own terminal, but may be pasted: redact it the same way.
         return redactor.text(render_text(report, color=color, verbose=verbose, quiet=quiet, unicode=unicode))

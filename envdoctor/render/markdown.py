@@ -99,15 +99,23 @@ def _data_section(data: Dict[str, Any]) -> List[str]:
     ]
 
 
-def render_markdown(report: Report, redactor: Redactor, budget: int = SIZE_BUDGET) -> str:
-    head = ["## envdoctor report", ""]
-    head.append("| | |")
-    head.append("|---|---|")
+def _summary_table(report: Report, redactor: Redactor) -> List[str]:
+    head = ["| | |", "|---|---|"]
     for label, lines in summary(report.facts):
         head.append(f"| {label} | {_cell(redactor.text('; '.join(lines)))} |")
     counts = {s: sum(1 for f in report.findings if f.severity == s) for s in (Severity.ERROR, Severity.WARNING)}
     head.append(f"| Result | {counts[Severity.ERROR]} error(s), {counts[Severity.WARNING]} warning(s) |")
     head.append("")
+    return head
+
+
+def render_overview(report: Report, redactor: Redactor, title: str = "envdoctor report") -> str:
+    """The summary table and the findings, without raw outputs and report data (a CI job summary)."""
+    return "\n".join([f"## {title}", ""] + _summary_table(report, redactor) + _findings_section(report, redactor))
+
+
+def render_markdown(report: Report, redactor: Redactor, budget: int = SIZE_BUDGET) -> str:
+    head = ["## envdoctor report", ""] + _summary_table(report, redactor)
     body = _findings_section(report, redactor)
     footer = [f"<sub>envdoctor {report.meta.get('envdoctor_version', '')}"
               f"{' (redacted)' if redactor.enabled else ''}</sub>", ""]

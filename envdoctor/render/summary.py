@@ -18,6 +18,9 @@ def _why(facts: FactSet, key: str) -> str:
 
 def driver_line(facts: FactSet) -> str:
     version = facts.value("driver.version")
+    state = facts.value("driver.state") or {}
+    if state.get("summary") and state.get("state") not in ("ok", "none"):
+        return str(state["summary"])
     if not version:
         smi = facts.value("driver.smi") or {}
         if smi.get("status") == "not_found":
@@ -162,6 +165,7 @@ AREA_TITLES: Dict[str, str] = {
     "env": "Environment",
     "builds": "Builds and extensions",
     "detectron2": "detectron2 / Mask2Former",
+    "require": "Declared requirements",
     "envdoctor": "envdoctor",
 }
 

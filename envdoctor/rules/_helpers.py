@@ -8,7 +8,6 @@ not from ``os.path.realpath`` on this machine.
 from __future__ import annotations
 
 import posixpath
-import re
 import shlex
 from typing import Any, Callable, Dict, Iterable, List, Mapping, Optional, Sequence, Tuple
 
@@ -172,12 +171,21 @@ def build_cuda_home(facts: FactSet) -> Tuple[Optional[str], Optional[str]]:
     torch = torch_info(facts)
     if "cpp_ext_cuda_home" in torch:  # torch's own answer, None included, beats any re-guess
         return torch.get("cpp_ext_cuda_home"), torch.get("cpp_ext_cuda_home_source")
-    variables = env_vars(facts)
-    for name in ("CUDA_HOME", "CUDA_PATH"):
-        if variables.get(name):
-            return variables[name], name
-    if facts.value("nvcc.toolkit"):
-        return facts.value("nvcc.toolkit"), "which nvcc"
+    return cuda_home_guess(env_vars(facts), facts.value("nvcc.path"), toolkits(facts))
+
+
+def cuda_home_guess(variables: Mapping[str, str], nvcc_path: Optional[str],
+                    found: Sequence[Mapping[str, Any]]) -> Tuple[Optional[str], Optional[str]]:
+    """torch's ``_find_cuda_home`` computed from facts (for a saved report, or the
+    environment a fix plan would produce): CUDA_HOME, CUDA_PATH, the grandparent of
+    ``which nvcc`` exactly as torch takes it (no wrapper resolved), /usr/local/cuda."""
+    home = variables.get("CUDA_HOME") or variables.get("CUDA_PATH")
+    if home:
+        return home, "CUDA_HOME" if variables.get("CUDA_HOME") else "CUDA_PATH"
+    if nvcc_path:
+        return posixpath.dirname(posixpath.dirname(str(nvcc_path))), "which nvcc"
+    if find_toolkit("/usr/local/cuda", found):
+        return "/usr/local/cuda", "/usr/local/cuda"
     return None, None
 
 
@@ -251,27 +259,17 @@ def gpu_capabilities(facts: FactSet) -> List[Tuple[Mapping[str, Any], MajorMinor
 
 # ---------------------------------------------------------------- fixes
 
-_VAR_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
-
-
 def export_lines(variables: Mapping[str, str], path_prepend: Sequence[str] = (),
                  ld_prepend: Sequence[str] = (), unset: Sequence[str] = ()) -> List[str]:
-    """Shell lines equivalent to a set_env action; values are quoted, PATH is extended, not frozen.
+    """Shell lines for a set_env action: the very lines ``envdoctor fix`` writes into the rc
+    block and prints with ``--print-env`` (one renderer, ``envdoctor.fix.settings``)."""
+    from envdoctor.fix import settings as settings_mod
 
-    ``unset`` holds variable names (unset) or LD_LIBRARY_PATH entries (filtered out of
-    the current value, whatever it is when the line runs)."""
-    lines = [f"unset {name}" for name in unset if _VAR_NAME.match(name)]
-    for entry in [e for e in unset if not _VAR_NAME.match(e)]:
-        lines.append("export LD_LIBRARY_PATH=\"$(printf '%s' \"$LD_LIBRARY_PATH\" | tr ':' '\\n' | "
-                     f"grep -vxF -- {shlex.quote(entry)} | paste -sd: -)\"")
-    lines += [f"export {name}={shlex.quote(str(value))}" for name, value in variables.items()]
-    if path_prepend:
-        joined = ":".join(shlex.quote(p) for p in path_prepend)
-        lines.append(f'export PATH={joined}:"$PATH"')
-    if ld_prepend:
-        joined = ":".join(shlex.quote(p) for p in ld_prepend)
-        lines.append(f'export LD_LIBRARY_PATH={joined}"${{LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}}"')
-    return lines
+    params: Dict[str, Any] = {"vars": dict(variables), "path_prepend": list(path_prepend),
+                              "ld_library_path_prepend": list(ld_prepend), "unset": list(unset)}
+    rendered = settings_mod.EnvSettings()
+    settings_mod.merge("fix", params, rendered)
+    return settings_mod.export_lines(rendered, "bash")
 
 
 def set_env_fix(summary: str, variables: Optional[Mapping[str, str]] = None, path_prepend: Sequence[str] = (),
@@ -285,13 +283,21 @@ def set_env_fix(summary: str, variables: Optional[Mapping[str, str]] = None, pat
         params["ld_library_path_prepend"] = list(ld_prepend)
     if unset:
         params["unset"] = list(unset)
-    commands = export_lines(variables, path_prepend, ld_prepend, unset) + list(extra_commands)
+    from envdoctor.fix.settings import SettingsError
+
+    try:
+        commands = export_lines(variables, path_prepend, ld_prepend, unset) + list(extra_commands)
+    except SettingsError as exc:  # a value no rc file can hold (a line break): say so, apply nothing
+        return Fix(summary=f"{summary} (envdoctor cannot write this value: {exc})", action=None, safe=False)
     return Fix(summary=summary, commands=tuple(commands), action="set_env", params=params, safe=True)
 
 
 def cuda_home_fix(toolkit: Mapping[str, Any], why: str = "") -> Fix:
     """Point CUDA_HOME (and PATH) at a toolkit, by its versioned real root."""
     root = norm_path(toolkit.get("real_root") or toolkit.get("root")) or ""
+    if not root.startswith("/"):
+        return Fix(summary="Set CUDA_HOME to the toolkit's directory (the one holding bin/nvcc) and put its bin/ "
+                           "first on PATH", action=None, safe=False)
     summary = f"Set CUDA_HOME={root} and put its bin/ first on PATH"
     aliases = [a for a in (norm_path(p) for p in [toolkit.get("root"), *(toolkit.get("aliases") or ())])
                if a and a != root]
@@ -308,7 +314,8 @@ def pip_install_fix(torch_version: str, cuda: str, why: str) -> Optional[Fix]:
     if not command:
         return None
     argv = shlex.split(command)
-    return Fix(summary=why, commands=(command,), action="pip_install", params={"argv": argv}, safe=False)
+    return Fix(summary=why, commands=(command,), action="pip_install",
+               params={"argv": argv, "torch": torch_version, "cuda": cuda}, safe=False)
 
 
 def torch_releases() -> List[str]:

@@ -50,6 +50,11 @@ class Rule:
     doc: str = ""
     blocks_build: bool = False  # its findings stop an extension build (build preflight)
     fixable: bool = False  # envdoctor fix can apply at least one of its fixes
+    reads: Tuple[str, ...] = ()  # further facts it reads when present (needs + reads = every input)
+
+    @property
+    def inputs(self) -> Tuple[str, ...]:
+        return tuple(dict.fromkeys(self.needs + self.reads))
 
     @property
     def docs_path(self) -> str:
@@ -100,14 +105,15 @@ _REGISTRY: List[Rule] = []
 
 
 def rule(code: str, area: str, title: str, needs: Sequence[str] = (), blocks_build: bool = False,
-         fixable: bool = False):
+         fixable: bool = False, reads: Sequence[str] = ()):
     """Register a rule function. ``title`` names what is checked ("Driver runs torch's CUDA build")."""
 
     def decorate(fn):
         if any(r.code == code for r in _REGISTRY):
             raise ValueError(f"rule code {code} registered twice")
         registered = Rule(code=code, area=area, title=title, needs=tuple(needs), fn=fn,
-                          doc=inspect.getdoc(fn) or "", blocks_build=blocks_build, fixable=fixable)
+                          doc=inspect.getdoc(fn) or "", blocks_build=blocks_build, fixable=fixable,
+                          reads=tuple(reads))
         _REGISTRY.append(registered)
         fn.rule = registered
         return fn

@@ -84,7 +84,7 @@ def _quarantine_fix(paths: List[str]) -> Fix:
 
 
 @rule("ED601", area="builds", title="Build dirs match this torch, CUDA and Python", needs=("builds",),
-      fixable=True)
+      fixable=True, reads=("env.python", "torch"))
 def stale_build_dirs(ctx):
     """A torch extension ``build/`` directory was made for another torch, CUDA or Python.
 
@@ -115,7 +115,8 @@ def stale_build_dirs(ctx):
     return findings
 
 
-@rule("ED602", area="builds", title="Compiled extensions import", needs=("builds",), fixable=True)
+@rule("ED602", area="builds", title="Compiled extensions import", needs=("builds",), fixable=True,
+      reads=("env.python", "torch"))
 def extension_does_not_import(ctx):
     """A compiled extension (``.so``) no longer imports in this environment.
 
@@ -154,7 +155,7 @@ def extension_does_not_import(ctx):
 
 
 @rule("ED603", area="builds", title="Compiled extensions match torch's CUDA", needs=("builds", "torch"),
-      fixable=True)
+      fixable=True, reads=("env.python",))
 def extension_built_for_other_cuda(ctx):
     """A compiled extension imports, but was built for another CUDA or torch than the current one.
 
@@ -199,7 +200,7 @@ def _removed(api: str, torch_version: Optional[str]) -> bool:
 
 
 @rule("ED604", area="builds", title="Extension sources use current torch C++ APIs", needs=("ext_sources",),
-      fixable=True)
+      fixable=True, reads=("torch",))
 def deprecated_torch_apis(ctx):
     """Extension sources use torch C++ APIs that were deprecated or removed.
 

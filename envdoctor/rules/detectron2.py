@@ -7,8 +7,9 @@ from typing import Any, List, Mapping
 
 from envdoctor import knowledge as kb
 from envdoctor.model import Fix, Severity
-from envdoctor.rules._helpers import (cc_of, cc_text, env_vars, ev, fmt_mm, gpu_capabilities, matching_toolkits, mm,
+from envdoctor.rules._helpers import (cc_text, env_vars, ev, fmt_mm, gpu_capabilities, matching_toolkits, mm,
                                       python_mm, release_mm, set_env_fix, toolkits, torch_info)
+from envdoctor.rules import _build_model as model
 from envdoctor.rules.base import rule
 from envdoctor.rules.builds import shell_path
 
@@ -37,7 +38,7 @@ def _rebuild_fixes(detectron2: Mapping[str, Any]) -> List[Fix]:
     return fixes
 
 
-@rule("ED701", area="detectron2", title="detectron2 imports", needs=("detectron2",), fixable=True)
+@rule("ED701", area="detectron2", title="detectron2 imports", needs=("detectron2",), fixable=True, reads=("torch",))
 def detectron2_does_not_import(ctx):
     """detectron2 is installed but ``detectron2._C`` (its compiled ops) does not import.
 
@@ -113,7 +114,7 @@ def _uses_mask2former(ctx) -> bool:
 
 
 @rule("ED703", area="detectron2", title="torch and Python meet detectron2/Mask2Former's minimums",
-      needs=("torch",))
+      needs=("torch",), reads=("builds", "detectron2", "env.python", "ext_sources"))
 def stack_minimums(ctx):
     """torch or Python is older than what detectron2 or Mask2Former require.
 
@@ -153,7 +154,7 @@ def stack_minimums(ctx):
 
 
 @rule("ED704", area="detectron2", title="Mask2Former's op can be built without a visible GPU",
-      needs=("torch", "env.vars"), fixable=True)
+      needs=("torch", "env.vars"), reads=model.FACTS + ("builds", "gpus") + ("ext_sources",), fixable=True)
 def mask2former_needs_force_cuda(ctx):
     """Mask2Former's MSDeformAttn ``setup.py`` refuses to build its CUDA op when no GPU is
     visible, unless ``FORCE_CUDA=1`` is set.
@@ -177,10 +178,9 @@ def mask2former_needs_force_cuda(ctx):
         missing["FORCE_CUDA"] = "1"
     if not variables.get("TORCH_CUDA_ARCH_LIST"):
         caps = sorted({cc for _, cc in gpu_capabilities(ctx.facts)})
-        archs = [cc_text(cc) for cc in caps] or \
-            [cc_text(cc) for cc in sorted({cc_of(a) for a in torch.get("arch_list") or []} - {None})][-1:]
+        archs = ";".join(cc_text(cc) for cc in caps) or model.default_arch_list(ctx.facts)
         if archs:
-            missing["TORCH_CUDA_ARCH_LIST"] = ";".join(archs)
+            missing["TORCH_CUDA_ARCH_LIST"] = archs
     if not missing:
         return None
     return ctx.finding(
@@ -200,7 +200,7 @@ def _cpath(value: str) -> str:
 
 
 @rule("ED705", area="detectron2", title="detectron2's _C has CUDA kernels next to a CUDA torch",
-      needs=("detectron2", "torch"), fixable=True)
+      needs=("detectron2", "torch"), reads=model.FACTS + ("gpus",), fixable=True)
 def detectron2_without_cuda_kernels(ctx):
     """detectron2's compiled ``_C`` carries no CUDA kernels, while torch is a CUDA build.
 
@@ -227,13 +227,13 @@ def detectron2_without_cuda_kernels(ctx):
     toolkit = next(iter(matching_toolkits(mm(torch.get("cuda")), toolkits(ctx.facts))), None)
     cuda_home = str((toolkit or {}).get("real_root") or (toolkit or {}).get("root") or "")
     caps = sorted({cc for _, cc in gpu_capabilities(ctx.facts)})
-    archs = [cc_text(cc) for cc in caps] or \
-        [cc_text(cc) for cc in sorted({cc_of(a) for a in torch.get("arch_list") or []} - {None})][-1:]
+    # The GPUs here, or (none visible) what torch itself ships: the same list ED704 and fix use.
+    archs = ";".join(cc_text(cc) for cc in caps) or model.default_arch_list(ctx.facts)
     variables = {"FORCE_CUDA": "1"}
     if cuda_home:
         variables["CUDA_HOME"] = cuda_home
     if archs:
-        variables["TORCH_CUDA_ARCH_LIST"] = ";".join(archs)
+        variables["TORCH_CUDA_ARCH_LIST"] = archs
     # Library headers (cusparse.h, cublas_v2.h) a minimal toolkit lacks are in torch's own nvidia wheels;
     # CPATH is searched after every -I, so the toolkit's headers still win where it has them.
     wheels = [t for t in toolkits(ctx.facts) if t.get("kind") == "pip" and t.get("has_runtime_header")

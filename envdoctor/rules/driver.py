@@ -22,7 +22,7 @@ def _driver_upgrade_fix(minimum: Optional[str]) -> Fix:
 
 
 @rule("ED101", area="driver", title="Driver runs torch's CUDA build", needs=("driver.version", "torch"),
-      fixable=True)
+      fixable=True, reads=("env.python",))
 def driver_too_old_for_torch(ctx):
     """The NVIDIA driver is too old for the CUDA version torch was built with.
 
@@ -60,7 +60,7 @@ def driver_too_old_for_torch(ctx):
 
 
 @rule("ED102", area="driver", title="Driver runs code built by the CUDA toolkit",
-      needs=("driver.version", "nvcc.version"))
+      needs=("driver.version", "nvcc.version"), reads=("driver.cuda_max", "nvcc.toolkit"))
 def driver_too_old_for_toolkit(ctx):
     """The driver is too old for the CUDA toolkit (nvcc) that builds extensions.
 
@@ -79,15 +79,18 @@ def driver_too_old_for_toolkit(ctx):
         return None
     reason = str(verdict.get("reason") or "") + unverified_note(verdict.get("unverified"), "driver")
     minimum = verdict.get("min_driver") or kb.min_driver_for_cuda(nvcc)
-    driver_max = ctx.value("driver.cuda_max") or kb.driver_max_cuda(driver)
+    # check_driver_for_cuda is ED101's verdict too; its reason and newest_cuda_for_driver apply
+    # minor-version compatibility, so a driver runs more than the "CUDA Version" it reports.
+    newest = kb.newest_cuda_for_driver(driver)
+    reported = ctx.value("driver.cuda_max") or kb.driver_max_cuda(driver)
+    target = (f"a CUDA toolkit driver {driver} runs (CUDA {newest.split('.')[0]}.x up to {newest}), matching "
+              f"torch's CUDA" if newest else "a CUDA toolkit of the major your driver supports, matching torch's CUDA")
     return ctx.finding(
         Severity.WARNING,
         f"nvcc {nvcc} (at {ctx.value('nvcc.toolkit') or ctx.value('nvcc.path')}) produces code that needs a "
-        f"driver >= {minimum or 'a newer one'}; driver {driver} supports CUDA up to {driver_max or 'an older'} "
-        f"({reason}). Extensions it builds will fail to run.",
-        evidence=(ev("driver.version", driver), ev("nvcc.version", nvcc), ev("driver.cuda_max", driver_max)),
-        fixes=[Fix(summary=f"Build with a CUDA toolkit no newer than {driver_max} (matching torch's CUDA), "
-                           f"with CUDA_HOME on it", commands=(), action=None),
+        f"driver >= {minimum or 'a newer one'}: {reason}. Extensions it builds will fail to run.",
+        evidence=(ev("driver.version", driver), ev("nvcc.version", nvcc), ev("driver.cuda_max", reported)),
+        fixes=[Fix(summary=f"Build with {target}, with CUDA_HOME on it", commands=(), action=None),
                _driver_upgrade_fix(minimum)])
 
 
@@ -110,7 +113,8 @@ _SMI_PROBLEMS = {
 }
 
 
-@rule("ED103", area="driver", title="nvidia-smi talks to the driver", needs=("driver.smi",))
+@rule("ED103", area="driver", title="nvidia-smi talks to the driver", needs=("driver.smi",),
+      reads=("driver.kernel_module_version", "driver.version"))
 def smi_fails(ctx):
     """``nvidia-smi`` exists but cannot talk to the driver, or the driver libraries
     do not match the loaded kernel module.
@@ -142,7 +146,8 @@ def smi_fails(ctx):
                                  f"GPUs.", evidence=(ev("driver.smi.status", status), "driver.smi"), fixes=[fix])
 
 
-@rule("ED104", area="driver", title="nvidia-smi's \"CUDA Version\" read correctly", needs=("driver.cuda_max",))
+@rule("ED104", area="driver", title="nvidia-smi's \"CUDA Version\" read correctly", needs=("driver.cuda_max",),
+      reads=("driver.version", "nvcc.version", "torch"))
 def smi_cuda_version_is_a_maximum(ctx):
     """Explains that the "CUDA Version" printed by ``nvidia-smi`` is the newest CUDA
     the driver supports, not an installed CUDA toolkit.
@@ -187,7 +192,8 @@ def _torch_build_for_gpu(ctx, cc) -> Optional[Fix]:
                                           f"{sm_name(cc)}")
 
 
-@rule("ED110", area="gpus", title="torch has kernels for every GPU", needs=("gpus", "torch"), fixable=True)
+@rule("ED110", area="gpus", title="torch has kernels for every GPU", needs=("gpus", "torch"), fixable=True,
+      reads=("driver.version", "env.python"))
 def gpu_missing_from_torch_arch_list(ctx):
     """A GPU's compute capability is missing from the architectures torch was built for.
 
@@ -241,7 +247,8 @@ def _arch_range(support) -> str:
     return ""
 
 
-@rule("ED111", area="gpus", title="nvcc can compile for every GPU", needs=("gpus",), blocks_build=True)
+@rule("ED111", area="gpus", title="nvcc can compile for every GPU", needs=("gpus",), blocks_build=True,
+      reads=("env.vars", "nvcc.path", "nvcc.version", "toolkits", "torch"))
 def gpu_unknown_to_nvcc(ctx):
     """The CUDA toolkit that builds extensions cannot compile for a GPU in this machine.
 

@@ -9,33 +9,17 @@ from envdoctor import knowledge as kb
 from envdoctor.model import Fix, Severity
 from envdoctor.rules._helpers import (arch_list_runs, build_toolkit, cc_text, env_vars, ev, gpu_capabilities,
                                       gpus, norm_path, set_env_fix, sm_name, torch_info, unverified_note)
+from envdoctor.parsers import arch_list as arch_parser
+from envdoctor.rules import _build_model as model
 from envdoctor.rules.base import rule
 
-# The names torch.utils.cpp_extension accepts in TORCH_CUDA_ARCH_LIST (its `named_arches`),
-# expanded the same way, so that "Maxwell" is judged as 5.0;5.2+PTX.
-_NAMED_ARCHES = {
-    "Kepler+Tesla": "3.7", "Kepler": "3.5+PTX", "Maxwell+Tegra": "5.3", "Maxwell": "5.0;5.2+PTX",
-    "Pascal": "6.0;6.1+PTX", "Volta+Tegra": "7.2", "Volta": "7.0+PTX", "Turing": "7.5+PTX",
-    "Ampere+Tegra": "8.7", "Ampere": "8.0;8.6+PTX", "Ada": "8.9+PTX", "Hopper": "9.0+PTX",
-    "Blackwell+Tegra": "11.0", "Blackwell": "10.0;10.3;12.0;12.1+PTX", "Rubin": "10.7+PTX",
-}
-_ARCH_ENTRY = re.compile(r"^\d+\.\d+[af]?(\+PTX)?$")
-# Peak memory of one nvcc job compiling a heavy .cu file for a few architectures
-# (cicc + ptxas); a working assumption, not a measured constant of every project.
-MIB_PER_NVCC_JOB = 2048
+MIB_PER_NVCC_JOB = model.MIB_PER_JOB["cuda"]  # the one RAM budget (see _build_model)
 
 
 def _arch_entries(value: str) -> Tuple[List[str], List[str]]:
-    """(entries, malformed) of a TORCH_CUDA_ARCH_LIST; torch splits on ';' and spaces only."""
-    entries, bad = [], []
-    for token in value.replace(" ", ";").split(";"):
-        token = token.strip()
-        if not token:
-            continue
-        expanded = _NAMED_ARCHES.get(token, token)
-        for entry in expanded.split(";"):
-            (entries if _ARCH_ENTRY.match(entry) else bad).append(entry)
-    return entries, bad
+    """(entries, malformed) of a TORCH_CUDA_ARCH_LIST, exactly as torch's builder parses it."""
+    parsed = arch_parser.parse(value)
+    return parsed.entries, parsed.invalid
 
 
 def _build_cuda(ctx) -> Optional[str]:
@@ -50,7 +34,7 @@ def _suggested_arch_list(ctx, cuda: Optional[str]) -> Optional[str]:
 
 
 @rule("ED501", area="env", title="TORCH_CUDA_ARCH_LIST can be built", needs=("env.vars",), blocks_build=True,
-      fixable=True)
+      fixable=True, reads=("gpus", "toolkits", "torch"))
 def arch_list_unbuildable(ctx):
     """``TORCH_CUDA_ARCH_LIST`` holds entries torch cannot parse or the nvcc that builds
     extensions cannot compile for.
@@ -65,8 +49,8 @@ def arch_list_unbuildable(ctx):
     ``TORCH_CUDA_ARCH_LIST="8.6"``).
     """
     value = env_vars(ctx.facts).get("TORCH_CUDA_ARCH_LIST")
-    if not value or value.strip() == "native":
-        return ctx.not_applicable("TORCH_CUDA_ARCH_LIST is not set")
+    if not value or value == "native":
+        return ctx.not_applicable("TORCH_CUDA_ARCH_LIST is not set (ED508 checks a build without a GPU)")
     entries, malformed = _arch_entries(value)
     cuda = _build_cuda(ctx)
     verdicts = {e: kb.arch_support(e.split("+")[0], cuda) or {} for e in entries} if cuda else {}
@@ -77,20 +61,72 @@ def arch_list_unbuildable(ctx):
         return None
     problems = []
     if malformed:
-        problems.append(f"{', '.join(repr(m) for m in malformed)} cannot be parsed by torch (entries are "
-                        f"separated by ';' or spaces, like \"8.0;8.6+PTX\")")
+        problems.append(f"{', '.join(repr(m) for m in malformed)} cannot be parsed by torch (it raises "
+                        f"\"{arch_parser.parse(value).error()}\"; entries are separated by ';' or spaces, like "
+                        f"\"8.0;8.6+PTX\", or named like \"Ampere\")")
     if unbuildable:
         problems.append(f"nvcc {cuda} cannot compile for {', '.join(unbuildable)} (it supports "
                         f"{', '.join(kb.nvcc_archs(cuda)) or 'other architectures'})"
                         f"{unverified_note(shaky, 'architecture')}")
     suggestion = _suggested_arch_list(ctx, cuda)
     if not suggestion:
-        good = [e for e in entries if e not in unbuildable]
-        suggestion = ";".join(good) if good else None
+        # What was meant: commas read as separators, entries this nvcc cannot build dropped.
+        meant = arch_parser.parse(value.replace(",", ";"))
+        good = [e for e in meant.entries if (kb.arch_support(e.split("+")[0].rstrip("af"), cuda) or {}).get(
+            "supported") is not False] if cuda else meant.entries
+        suggestion = arch_parser.join(good) if good else model.default_arch_list(ctx.facts)
     fixes = [set_env_fix(f"Set TORCH_CUDA_ARCH_LIST={suggestion}", {"TORCH_CUDA_ARCH_LIST": suggestion})] \
         if suggestion else []
     return ctx.finding(Severity.ERROR, f"TORCH_CUDA_ARCH_LIST={value!r}: " + "; ".join(problems) + ".",
                        evidence=(ev("env.TORCH_CUDA_ARCH_LIST", value), ev("toolkit.version", cuda)), fixes=fixes)
+
+
+@rule("ED508", area="env", title="Extension builds know their GPU architectures",
+      needs=("torch",), reads=model.FACTS + ("builds", "ext_sources", "detectron2"), blocks_build=True,
+      fixable=True)
+def arch_list_needed_without_gpu(ctx):
+    """No GPU is visible to torch and ``TORCH_CUDA_ARCH_LIST`` is unset (or ``native``).
+
+    torch's extension builder then takes the architectures of the visible GPUs:
+    there are none, and every ``CUDAExtension`` build dies in
+    ``_get_cuda_arch_flags`` with ``IndexError: list index out of range`` (older
+    torch built for a default old arch, which the newest toolkits reject). This
+    is the state of a build node, a CI runner, a container without GPU access,
+    or a login node.
+
+    Fix: set ``TORCH_CUDA_ARCH_LIST`` to the GPUs the extensions will run on;
+    envdoctor proposes the architectures this torch itself ships that the
+    build's nvcc can compile (``envdoctor fix --arch 8.6`` names your own).
+    This is an error where this machine builds extensions (build dirs,
+    extension sources or detectron2 were found, or during ``envdoctor build``),
+    otherwise a warning.
+    """
+    torch = torch_info(ctx.facts)
+    if not torch.get("cuda"):
+        return ctx.not_applicable("torch is a CPU-only build")
+    if model.gpus_visible(ctx.facts):
+        return ctx.not_applicable("torch sees a GPU: builds target it")
+    prediction = model.predict(ctx.facts)
+    if prediction is None or not prediction.nvcc_version:
+        return ctx.not_applicable("no nvcc for extension builds (ED201)")
+    value = env_vars(ctx.facts).get("TORCH_CUDA_ARCH_LIST")
+    if not model.arch_list(ctx.facts).from_gpus:
+        return None
+    suggestion = model.default_arch_list(ctx.facts)
+    builds_here = "builds" not in ctx.facts or ctx.value("builds") or ctx.value("ext_sources") \
+        or ctx.value("detectron2")
+    fixes = [set_env_fix(f"Set TORCH_CUDA_ARCH_LIST={suggestion} (the architectures torch "
+                         f"{torch.get('version')} ships; name your GPUs' instead with `envdoctor fix --arch`)",
+                         {"TORCH_CUDA_ARCH_LIST": suggestion})] if suggestion else []
+    state = "is 'native'" if value == "native" else "is not set"
+    return ctx.finding(
+        Severity.ERROR if builds_here else Severity.WARNING,
+        f"torch {torch.get('version')} sees no GPU here and TORCH_CUDA_ARCH_LIST {state}: a CUDAExtension build "
+        f"finds no architecture to compile for and dies in torch's _get_cuda_arch_flags "
+        f"(\"IndexError: list index out of range\"). Expected TORCH_CUDA_ARCH_LIST naming the target GPUs"
+        f"{f', e.g. {suggestion}' if suggestion else ''}.",
+        evidence=(ev("torch.cuda_available", torch.get("cuda_available")), ev("env.TORCH_CUDA_ARCH_LIST", value)),
+        fixes=fixes)
 
 
 @rule("ED502", area="env", title="TORCH_CUDA_ARCH_LIST covers the GPUs", needs=("env.vars", "gpus"), fixable=True)
@@ -105,7 +141,7 @@ def arch_list_misses_gpu(ctx):
     rebuild the extension.
     """
     value = env_vars(ctx.facts).get("TORCH_CUDA_ARCH_LIST")
-    if not value or value.strip() == "native":
+    if not value or value == "native":
         return ctx.not_applicable("TORCH_CUDA_ARCH_LIST is not set")
     entries, _ = _arch_entries(value)
     missed = [(gpu, cc) for gpu, cc in gpu_capabilities(ctx.facts) if not arch_list_runs(cc, entries)]
@@ -122,7 +158,7 @@ def arch_list_misses_gpu(ctx):
                            {"TORCH_CUDA_ARCH_LIST": wanted})])
 
 
-@rule("ED503", area="env", title="ninja is installed", fixable=True)
+@rule("ED503", area="env", title="ninja is installed", fixable=True, reads=("env.ninja",))
 def ninja_missing(ctx):
     """``ninja`` is not installed in this environment.
 
@@ -147,7 +183,8 @@ def ninja_missing(ctx):
                    safe=False)])
 
 
-@rule("ED504", area="env", title="RAM is enough for parallel nvcc jobs", needs=("env.resources",), fixable=True)
+@rule("ED504", area="env", title="RAM is enough for parallel nvcc jobs", needs=("env.resources",), fixable=True,
+      reads=("env.vars",))
 def ram_too_small_for_jobs(ctx):
     """The parallel compile jobs of an extension build may exhaust the RAM.
 
@@ -218,7 +255,7 @@ def _visible_devices_problems(value: str, found: list) -> Tuple[List[str], List[
     return used, problems
 
 
-@rule("ED505", area="env", title="CUDA_VISIBLE_DEVICES is valid", needs=("env.vars",), fixable=True)
+@rule("ED505", area="env", title="CUDA_VISIBLE_DEVICES is valid", needs=("env.vars",), fixable=True, reads=("gpus",))
 def visible_devices_invalid(ctx):
     """``CUDA_VISIBLE_DEVICES`` has entries CUDA cannot use, or hides every GPU.
 
@@ -252,7 +289,8 @@ def visible_devices_invalid(ctx):
         evidence=(ev("env.CUDA_VISIBLE_DEVICES", repr(value)), ev("gpus.count", len(found))), fixes=[fix])
 
 
-@rule("ED506", area="env", title="nvidia-smi and CUDA number the GPUs alike", needs=("gpus",), fixable=True)
+@rule("ED506", area="env", title="nvidia-smi and CUDA number the GPUs alike", needs=("gpus",), fixable=True,
+      reads=("env.vars", "torch"))
 def device_order_differs(ctx):
     """GPUs of different models are numbered differently by ``nvidia-smi`` and CUDA.
 

@@ -18,6 +18,7 @@ from envdoctor.rules._helpers import (build_cuda_home, build_toolkit, complete, 
                                       fmt_mm, matching_toolkits, mm, norm_path, nvcc_install_commands,
                                       pip_install_fix, same_toolkit, set_env_fix, toolkit_at, toolkit_mm, toolkits,
                                       torch_info)
+from envdoctor.rules import _build_model as model
 from envdoctor.rules.base import rule
 
 
@@ -74,7 +75,8 @@ def _torch_for_toolkit_fix(ctx, toolkit_cuda: Tuple[int, int]) -> Optional[Fix]:
                                           f"code works with it)")
 
 
-@rule("ED201", area="toolkit", title="An nvcc is available for CUDA builds", needs=("torch",), blocks_build=True)
+@rule("ED201", area="toolkit", title="An nvcc is available for CUDA builds", needs=("torch",), blocks_build=True,
+      reads=("builds", "env.python", "env.vars", "nvcc.path", "toolkits"))
 def no_nvcc(ctx):
     """torch is a CUDA build, but no CUDA compiler (nvcc) was found anywhere.
 
@@ -106,7 +108,7 @@ def no_nvcc(ctx):
 
 
 @rule("ED202", area="toolkit", title="nvcc matches torch's CUDA", needs=("torch",), blocks_build=True,
-      fixable=True)
+      fixable=True, reads=("driver.version", "env.python", "env.vars", "nvcc.toolkit", "toolkits"))
 def nvcc_torch_mismatch(ctx):
     """The toolkit extension builds use has a different CUDA version than torch.
 
@@ -154,7 +156,8 @@ def nvcc_torch_mismatch(ctx):
 
 
 @rule("ED203", area="toolkit", title="CUDA_HOME set, or torch's guess usable", needs=("torch",), blocks_build=True,
-      fixable=True)
+      fixable=True,
+      reads=("compiler.gcc", "cuda.linker_cudart", "cuda.system_headers", "env.python", "env.vars", "nvcc.path", "nvcc.real_path", "nvcc.toolkit", "nvcc.version", "toolkits"))
 def cuda_home_unset_guess_broken(ctx):
     """``CUDA_HOME`` is unset and the toolkit torch guesses instead is unusable or wrong.
 
@@ -192,9 +195,8 @@ def cuda_home_unset_guess_broken(ctx):
     fixes = [cuda_home_fix(better)] if better else [_install_matching_nvcc_fix(ctx, cuda)]
     if not usable:
         if home:
-            message = (f"torch.utils.cpp_extension will use CUDA_HOME={home} ({how}), but {home} has no "
-                       f"lib64/libcudart.so or include/cuda_runtime.h, so every CUDA extension build fails to link "
-                       f"(`cannot find -lcudart`).")
+            message = (f"torch.utils.cpp_extension will use CUDA_HOME={home} ({how}), which is not a CUDA toolkit: "
+                       f"{_link_outcome(ctx)}")
         else:
             message = "CUDA_HOME is unset and torch.utils.cpp_extension found no toolkit to use (CUDA_HOME is None)."
         return ctx.finding(Severity.ERROR, message + real_note, evidence=evidence, fixes=fixes)
@@ -208,7 +210,7 @@ def cuda_home_unset_guess_broken(ctx):
 
 
 @rule("ED204", area="toolkit", title="Builds use the toolkit that matches torch", needs=("torch", "toolkits"),
-      blocks_build=True, fixable=True)
+      blocks_build=True, fixable=True, reads=("nvcc.toolkit",))
 def builds_use_wrong_toolkit(ctx):
     """Several CUDA toolkits are installed and extension builds would use one that
     does not match torch's CUDA, while a matching one is installed.
@@ -243,6 +245,20 @@ def builds_use_wrong_toolkit(ctx):
         evidence=(ev("torch.cuda", fmt_mm(cuda)), ev("torch.cpp_ext_cuda_home", home),
                   ev("toolkits", ", ".join(describe_toolkit(t) for t in toolkits(ctx.facts)))),
         fixes=[cuda_home_fix(better)])
+
+
+def _link_outcome(ctx) -> str:
+    """What linking does when CUDA_HOME is not a toolkit: fails, or takes another runtime."""
+    prediction = model.predict(ctx.facts)
+    home = prediction.cuda_home if prediction else "it"
+    lib = posixpath.join(home, "lib64")
+    if prediction is None or prediction.cudart is None:
+        return (f"{lib} has no libcudart.so and the linker finds none elsewhere, so every CUDA extension build "
+                f"fails to link (`cannot find -lcudart`).")
+    cudart = prediction.cudart
+    return (f"{lib} has no libcudart.so, so `-lcudart` takes {cudart.get('path')} (CUDA runtime "
+            f"{cudart.get('version') or 'unknown'}) from the linker's search path while nvcc "
+            f"{prediction.nvcc_version or '(unknown)'} compiles the code (see ED207).")
 
 
 def _classify_cuda_home(value: str, ctx) -> Optional[str]:
@@ -297,7 +313,7 @@ def _repair_target(value: str, ctx) -> Optional[Mapping[str, Any]]:
 
 
 @rule("ED205", area="toolkit", title="CUDA_HOME names one CUDA toolkit", needs=("env.vars",), blocks_build=True,
-      fixable=True)
+      fixable=True, reads=("env.python", "nvcc.toolkit", "toolkits", "torch"))
 def cuda_home_malformed(ctx):
     """``CUDA_HOME`` (or ``CUDA_PATH``) is set but does not name a usable toolkit root.
 
@@ -337,7 +353,7 @@ def cuda_home_malformed(ctx):
 
 
 @rule("ED206", area="toolkit", title="CUDA_HOME and nvcc on PATH are the same toolkit",
-      needs=("env.vars", "nvcc.toolkit"), fixable=True)
+      needs=("env.vars", "nvcc.toolkit"), fixable=True, reads=("nvcc.path", "toolkits", "torch"))
 def cuda_home_differs_from_path_nvcc(ctx):
     """``CUDA_HOME`` names a different toolkit than the ``nvcc`` found first on ``PATH``.
 
@@ -369,3 +385,109 @@ def cuda_home_differs_from_path_nvcc(ctx):
         f"tools the nvcc on PATH; expected one toolkit.",
         evidence=(ev("env.CUDA_HOME", home), ev("nvcc.toolkit", ctx.value("nvcc.toolkit"))),
         fixes=[cuda_home_fix(target, "so that torch builds and PATH agree")])
+
+
+@rule("ED207", area="toolkit", title="Builds link the CUDA runtime of the nvcc that compiles them",
+      needs=("torch", "toolkits", "cuda.linker_cudart"), reads=model.FACTS, blocks_build=True, fixable=True)
+def linked_runtime_differs(ctx):
+    """An extension build compiles with one CUDA and links another CUDA's ``libcudart``.
+
+    torch links extensions with ``-L$CUDA_HOME/lib64 -lcudart``. When that
+    directory has no ``libcudart.so`` (``CUDA_HOME`` guessed as ``/usr/local``
+    from a wrapper in ``/usr/local/bin``, a toolkit without its runtime), the
+    linker takes the first ``libcudart.so`` on ``LIBRARY_PATH`` and in its
+    default directories: often a distribution's packaged CUDA runtime
+    (``/usr/lib/x86_64-linux-gnu/libcudart.so.11.0`` from Debian's
+    nvidia-cuda-toolkit). The build succeeds; at import the process then holds
+    two CUDA runtimes (torch's and the other one), and kernels launched through
+    the wrong one fail or misbehave.
+
+    Fix: point ``CUDA_HOME`` at the toolkit whose nvcc compiles the code (it
+    has the matching ``lib64/libcudart.so``).
+    """
+    prediction = model.predict(ctx.facts)
+    if prediction is None or not prediction.nvcc_version:
+        return ctx.not_applicable("no nvcc for extension builds")
+    cudart = prediction.cudart
+    if not cudart or not cudart.get("version"):
+        return None
+    nvcc_major = (prediction.nvcc_mm or (None,))[0]
+    runtime_major = int(str(cudart["version"]).split(".")[0])
+    if nvcc_major is None or nvcc_major == runtime_major:
+        return None
+    better = _better_toolkit(ctx) or prediction.nvcc_toolkit
+    fixes = [cuda_home_fix(better)] if better and complete(better) else []
+    return ctx.finding(
+        Severity.ERROR,
+        f"Extension builds compile with nvcc {prediction.nvcc_version} (CUDA_HOME={prediction.cuda_home}) but "
+        f"`-lcudart` links {cudart.get('path')} (CUDA runtime {cudart.get('version')}, found on the "
+        f"{prediction.cudart_from}): the extension then loads a CUDA {runtime_major} runtime next to torch's. "
+        f"Expected the libcudart of CUDA {nvcc_major}.",
+        evidence=(ev("torch.cpp_ext_cuda_home", prediction.cuda_home), ev("nvcc.version", prediction.nvcc_version),
+                  ev("cuda.linker_cudart", cudart.get("real_path") or cudart.get("path"))),
+        fixes=fixes)
+
+
+def _header_fix(ctx, major: Optional[int], headers) -> Optional[Fix]:
+    """CPATH pointing at a same-major include dir that has the headers (torch's pip wheels ship them)."""
+    for toolkit in toolkits(ctx.facts):
+        if model.toolkit_major(toolkit) != major or not toolkit.get("include_dir"):
+            continue
+        if not set(headers) & set(toolkit.get("missing_headers") or []):
+            include = str(toolkit["include_dir"])
+            return set_env_fix(f"Take the CUDA library headers from {include} (CUDA {toolkit.get('version')}, "
+                               f"{toolkit.get('kind')})", {"CPATH": include})
+    return None
+
+
+@rule("ED208", area="toolkit", title="CUDA library headers come from the toolkit that builds",
+      needs=("torch", "toolkits", "cuda.system_headers"), reads=model.FACTS, blocks_build=True, fixable=True)
+def library_headers_elsewhere(ctx):
+    """The cuBLAS, cuSPARSE and cuSOLVER headers a build includes come from another CUDA, or from nowhere.
+
+    torch's ``ATen/cuda/CUDAContext.h`` (included by most CUDA extensions:
+    Mask2Former's MSDeformAttn, detectron2) includes ``cublas_v2.h``,
+    ``cublasLt.h``, ``cusparse.h`` and ``cusolverDn.h``. Toolkits assembled from
+    parts (this one's nvcc and runtime only) lack them; the compiler then takes
+    whatever ``/usr/include`` holds, such as a distribution's CUDA 11.8 copies
+    under a CUDA 13 build, or stops with "cublas_v2.h: No such file or
+    directory".
+
+    Fix: put an include directory of the same CUDA version first, e.g. the one
+    torch's ``nvidia-*`` pip wheels install (``CPATH=.../site-packages/nvidia/cu13/include``).
+    """
+    prediction = model.predict(ctx.facts)
+    if prediction is None or not prediction.nvcc_version:
+        return ctx.not_applicable("no nvcc for extension builds")
+    major = (prediction.nvcc_mm or (None,))[0]
+    missing = [h for h, d in prediction.headers.items() if not d]
+    foreign = {}
+    for header in prediction.headers:
+        owner = prediction.header_toolkit(header, ctx.facts)
+        if owner is not None and model.toolkit_major(owner) not in (None, major):
+            foreign[header] = owner
+    if not missing and not foreign:
+        return None
+    fix = _header_fix(ctx, major, list(missing) + list(foreign)) or Fix(
+        summary=f"Install the CUDA {major} cuBLAS, cuSPARSE and cuSOLVER headers and put their include directory "
+                f"on CPATH",
+        commands=(f"# e.g. conda install -c nvidia \"libcublas-dev={major}.*\" \"libcusparse-dev={major}.*\" "
+                  f"\"libcusolver-dev={major}.*\", or the full CUDA {major} toolkit installer",
+                  'export CPATH="<that include directory>"'), action=None, safe=False)
+    if foreign:
+        owner = next(iter(foreign.values()))
+        where = prediction.headers[next(iter(foreign))]
+        return ctx.finding(
+            Severity.ERROR,
+            f"Extension builds compile with nvcc {prediction.nvcc_version}, whose toolkit has no "
+            f"{', '.join(foreign)}: the compiler takes them from {where}, which belongs to CUDA "
+            f"{owner.get('version')}. Expected CUDA {major} headers.",
+            evidence=tuple(ev(f"headers.{h}", prediction.headers[h]) for h in foreign),
+            fixes=[fix])
+    return ctx.finding(
+        Severity.WARNING,
+        f"The toolkit of nvcc {prediction.nvcc_version} has no {', '.join(missing)}, and no include directory "
+        f"provides them: extensions that include ATen/cuda/CUDAContext.h stop with \"{missing[0]}: No such file or "
+        f"directory\".",
+        evidence=tuple(ev(f"headers.{h}", None) for h in missing),
+        fixes=[fix])

@@ -40,7 +40,8 @@ def _import_error_hint(message: str, ld_library_path: List[str]) -> Tuple[str, L
     return "", [reinstall]
 
 
-@rule("ED300", area="torch", title="torch imports", needs=("torch.status",), fixable=True)
+@rule("ED300", area="torch", title="torch imports", needs=("torch.status",), fixable=True,
+      reads=("driver.version", "env.ld_library_path", "env.python", "torch"))
 def torch_import_broken(ctx):
     """``import torch`` fails, crashes or hangs in this Python.
 
@@ -84,7 +85,7 @@ def _gpu_present(ctx) -> bool:
 
 
 @rule("ED301", area="torch", title="torch has CUDA on a machine with an NVIDIA GPU", needs=("torch",),
-      fixable=True)
+      fixable=True, reads=("driver.present", "driver.version", "env.python", "gpus"))
 def cpu_only_torch_with_gpu(ctx):
     """torch is a CPU-only build, but this machine has an NVIDIA GPU and driver.
 
@@ -121,7 +122,8 @@ def _visible_devices_hidden(ctx) -> Optional[str]:
     return None
 
 
-@rule("ED302", area="torch", title="CUDA is available to torch", needs=("torch", "driver.present"), fixable=True)
+@rule("ED302", area="torch", title="CUDA is available to torch", needs=("torch", "driver.present"), fixable=True,
+      reads=("driver.smi", "driver.version", "env.vars"))
 def cuda_not_available(ctx):
     """torch is a CUDA build and an NVIDIA driver is present, yet
     ``torch.cuda.is_available()`` is False.
@@ -167,7 +169,8 @@ def cuda_not_available(ctx):
         fixes=fixes)
 
 
-@rule("ED303", area="torch", title="A GPU is there for torch's CUDA build", needs=("torch", "driver.present"))
+@rule("ED303", area="torch", title="A GPU is there for torch's CUDA build", needs=("torch", "driver.present"),
+      reads=("driver.state", "gpus"))
 def cuda_torch_without_driver(ctx):
     """torch is a CUDA build but this machine has no NVIDIA driver (a CPU-only
     machine, a CI runner, or a container started without GPU access).
@@ -182,6 +185,8 @@ def cuda_torch_without_driver(ctx):
     torch = torch_info(ctx.facts)
     if not torch.get("cuda") or ctx.value("driver.present") or gpus(ctx.facts):
         return None
+    if (ctx.value("driver.state") or {}).get("state") in ("user_space_only", "container_no_gpu", "no_user_space"):
+        return None  # ED105, ED107 or ED108 says what there is instead of a driver
     return ctx.finding(
         Severity.INFO,
         f"torch {torch.get('version')} is a CUDA {torch.get('cuda')} build and no NVIDIA driver or GPU was found: "

@@ -102,7 +102,7 @@ SECRETS = {
 }
 
 
-@pytest.mark.parametrize("fmt", ["text", "json", "markdown", "github"])
+@pytest.mark.parametrize("fmt", ["text", "json", "markdown", "github", "junit"])
 def test_planted_credentials_never_appear(tmp_path, fmt):
     home = tmp_path / "home" / "zoe"
     home.mkdir(parents=True)

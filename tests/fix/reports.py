@@ -31,9 +31,13 @@ def manual_finding(code: str = "ED101") -> Finding:
 
 def report(findings: List[Finding], toolkits=None, torch_cuda: str = "13.0") -> Report:
     facts = FactSet([
-        Fact("torch", {"version": "2.14.1+cu130", "cuda": torch_cuda}, source="test"),
+        # A GPU machine (the planner re-runs the rules on what the plan would produce: these facts
+        # must not raise findings of their own beyond the hand-made ones).
+        Fact("torch", {"version": "2.14.1+cu130", "cuda": torch_cuda, "cuda_available": True, "device_count": 1},
+             source="test"),
         Fact("toolkits", toolkits if toolkits is not None else [
-            {"root": CUDA13, "real_root": CUDA13, "version": "13.0", "has_nvcc": True, "has_cudart": True}],
+            {"root": CUDA13, "real_root": CUDA13, "version": "13.0", "has_nvcc": True, "has_cudart": True,
+             "has_runtime_header": True}],
              source="test"),
     ])
     return Report(facts=facts, findings=list(findings))

@@ -14,8 +14,7 @@ from envdoctor.fix.fsops import FixError
 from envdoctor.fix.journal import Journal
 from envdoctor.fix.plan import Options, plan_fixes
 from envdoctor.model import Fact, FactSet, Report
-from envdoctor.parsers import elf
-from envdoctor.probes import _ext_projects, builds
+from envdoctor.probes import _ext_device, _ext_projects, builds
 from envdoctor.rules.builds import shell_path
 from envdoctor.runner import CommandResult, FakeRunner
 from tests.fix.ext_fixtures import MODULE, write_current_msda_ops, write_egg, write_project
@@ -43,11 +42,11 @@ RuntimeError: Error compiling objects for extension
 
 
 def test_elf_device_code_of_a_real_nvcc_library_and_of_a_cpu_one():
-    code = elf.device_code(KERNEL_SO)
-    assert code == {"sm": [90], "ptx": [120], "error": None}
-    assert elf.covers(code, "9.0") and elf.covers(code, "12.0") and not elf.covers(code, "8.6")
-    assert elf.device_code(CPU_SO) == {"sm": [], "ptx": [], "error": None}
-    assert "not a valid ELF" in elf.device_code(__file__)["error"]
+    code = _ext_device.device_code(KERNEL_SO)
+    assert (code["sm"], code["ptx"], code["error"]) == ([90], [120], None)
+    assert _ext_device.covers(code, "9.0") and _ext_device.covers(code, "12.0") and not _ext_device.covers(code, "8.6")
+    assert _ext_device.device_code(CPU_SO) == {"sm": [], "ptx": [], "archs": [], "error": None}
+    assert "not a readable ELF" in _ext_device.device_code(__file__)["error"]
 
 
 def test_project_found_once_with_module_calls_install_mode_and_silent_fallback(tmp_path):
@@ -238,10 +237,10 @@ def test_undo_puts_the_old_library_back_after_a_rebuild(tmp_path, monkeypatch):
     spec = projects.spec_of(projects.describe_path(str(repo), _report([])))
     assert spec["modules"] == ["detectron2._C"]
     info = rebuild.rebuild_extension(str(repo), CUDA_ENV, FakeRunner({sys.executable: build}), Journal(home), spec)
-    assert info["quarantined"] == [str(old)] and elf.device_code(str(old))["sm"] == [90]
+    assert info["quarantined"] == [str(old)] and _ext_device.device_code(str(old))["sm"] == [90]
     outcomes = undo.undo_last_run(home)
     assert [s for s, _ in outcomes] == ["done", "done"], outcomes
-    assert elf.device_code(str(old))["sm"] == []  # the old CPU-only _C is back
+    assert _ext_device.device_code(str(old))["sm"] == []  # the old CPU-only _C is back
 
 
 def test_leftover_copy_in_build_lib_points_the_rebuild_at_the_project():
@@ -374,5 +373,6 @@ def test_detectron2_cpu_only_fix_command_names_every_build_variable():
     fix = finding.fixes[0]
     assert fix.action == "rebuild_extension" and fix.params == {"path": "/home/u/detectron2"}
     assert fix.commands == (
-        "cd /home/u/detectron2 && FORCE_CUDA=1 CUDA_HOME=/usr/local/cuda-13.0 TORCH_CUDA_ARCH_LIST=12.0 "
+        "cd /home/u/detectron2 && FORCE_CUDA=1 CUDA_HOME=/usr/local/cuda-13.0 "
+        "TORCH_CUDA_ARCH_LIST='7.5;8.0;8.6;9.0;10.0;12.0+PTX' "
         f'CPATH={SITE}/nvidia/cu13/include"${{CPATH:+:$CPATH}}" python -m pip install --no-build-isolation -e .',)

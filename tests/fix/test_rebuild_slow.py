@@ -4,7 +4,6 @@ write-bashrc -> new shell -> CUDA build -> undo story on this machine."""
 from __future__ import annotations
 
 import glob
-import json
 import os
 import subprocess
 import sys
@@ -87,28 +86,77 @@ UBUNTU_BASHRC = (b"# ~/.bashrc: executed by bash(1) for non-login shells.\n"
                  b"HISTSIZE=1000\r\nalias ll='ls -alF'")  # CRLF line and no trailing newline on purpose
 
 
+USER_SETUP = """\
+from setuptools import setup
+from torch.utils.cpp_extension import BuildExtension, CUDAExtension
+
+setup(name="user_ext", ext_modules=[CUDAExtension("user_ext", ["user_ext.cpp", "user_kernel.cu"])],
+      cmdclass={"build_ext": BuildExtension})
+"""
+USER_CPP = """\
+#include <torch/extension.h>
+void launch_fill(float* out, int n);
+at::Tensor fill(int64_t n) {
+  auto out = torch::empty({n});
+  return out;
+}
+PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) { m.def("fill", &fill); m.def("launch", &launch_fill); }
+"""
+USER_CU = """\
+__global__ void fill_kernel(float* out, int n) { int i = threadIdx.x; if (i < n) out[i] = i; }
+void launch_fill(float* out, int n) { fill_kernel<<<1, 32>>>(out, n); }
+"""
+
+
+def _user_extension(root) -> str:
+    """A user's plain setup.py CUDAExtension (no FORCE_CUDA gate): what ED508 is about."""
+    os.makedirs(root)
+    for name, text in (("setup.py", USER_SETUP), ("user_ext.cpp", USER_CPP), ("user_kernel.cu", USER_CU)):
+        with open(os.path.join(root, name), "w", encoding="utf-8") as fh:
+            fh.write(text)
+    return str(root)
+
+
+def _in_new_shell(command, cwd, env):
+    # An interactive shell reads ~/.bashrc past the "not interactive: return" guard.
+    return subprocess.run(["bash", "-ic", 'cd "$1" && shift && exec "$@"', "bash", cwd, *command], env=env,
+                          capture_output=True, text=True, timeout=BUILD_TIMEOUT, stdin=subprocess.DEVNULL)
+
+
 @pytest.mark.slow
-def test_write_bashrc_on_this_machine_then_new_shell_builds_cuda_op(tmp_path):
+def test_write_bashrc_on_this_machine_then_users_cuda_extension_builds_in_a_new_shell(tmp_path):
     pytest.importorskip("envdoctor.engine")
     home = tmp_path / "home"
     home.mkdir()
     rc = home / ".bashrc"
     rc.write_bytes(UBUNTU_BASHRC)
     env = _env(home)
-    first = _fix(["--write-bashrc", "--yes", "--no-smoke", "--no-rebuild"], env, REPO)
+    user = _user_extension(tmp_path / "user_ext")
+    build = [sys.executable, "setup.py", "build_ext", "--inplace"]
+    gpu = subprocess.run([sys.executable, "-c", "import torch; print(torch.cuda.is_available())"], env=env,
+                         capture_output=True, text=True, timeout=300).stdout.strip() == "True"
+    if not gpu:
+        # Before: on this GPU-less machine torch's builder has no architecture to compile for.
+        before = _in_new_shell(build, user, dict(env, CUDA_HOME="/usr/local/cuda"))
+        assert before.returncode != 0 and "IndexError" in before.stderr, before.stdout + before.stderr
+    # --arch keeps the test's compile to one architecture; without it the block names torch's own list.
+    first = _fix(["--write-bashrc", "--yes", "--no-smoke", "--no-rebuild", "--arch", "9.0"], env, REPO)
     data = rc.read_bytes()
     assert START in data, first.stdout + first.stderr
     assert data.startswith(UBUNTU_BASHRC)
-    cuda_home = [line for line in data.decode().splitlines() if line.startswith("export CUDA_HOME=")]
+    lines = data.decode().splitlines()
+    cuda_home = [line for line in lines if line.startswith("export CUDA_HOME=")]
     assert cuda_home and cuda_home[0].split("=", 1)[1].strip("'") in ("/usr/local/cuda-13.0", "/usr/local/cuda")
-    # An interactive shell reads ~/.bashrc past the "not interactive: return" guard.
-    build = subprocess.run(["bash", "-ic", 'cd "$1" && exec python -m envdoctor build --format json --arch 8.0',
-                            "bash", REPO], env=env, capture_output=True, text=True, timeout=BUILD_TIMEOUT,
-                           stdin=subprocess.DEVNULL)
-    result = json.loads(build.stdout)
-    result = result.get("build", result)
-    assert result["ok"] and result["variant"] == "cuda", build.stdout + build.stderr
-    second = _fix(["--write-bashrc", "--yes", "--no-smoke", "--no-rebuild"], env, REPO)
+    assert "export TORCH_CUDA_ARCH_LIST=9.0" in lines
+    assert not [line for line in lines if line.startswith(("export CC=", "export CXX="))]  # nothing to pin here
+    after = _in_new_shell(build, user, env)
+    assert after.returncode == 0, after.stdout[-3000:] + after.stderr[-3000:]
+    built = glob.glob(os.path.join(user, "user_ext*.so"))
+    assert built
+    imported = _in_new_shell([sys.executable, "-c", "import torch, user_ext; print(user_ext.fill(3).shape)"],
+                             user, env)
+    assert imported.returncode == 0 and "torch.Size([3])" in imported.stdout, imported.stderr
+    second = _fix(["--write-bashrc", "--yes", "--no-smoke", "--no-rebuild", "--arch", "9.0"], env, REPO)
     assert rc.read_bytes() == data, second.stdout
     assert "already up to date" in second.stdout
     undo = _fix(["--undo"], env, REPO)

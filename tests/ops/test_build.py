@@ -59,51 +59,34 @@ def test_cuda_build_without_cuda_home_is_refused_with_the_fix(tmp_path):
     assert not result.ok and result.refused
     assert "/usr/local" in result.error and "libcudart" in result.error
     assert "export CUDA_HOME=/usr/local/cuda-13.0" in result.error
-    assert "cannot find -lcudart" in result.error  # names the error it prevents ...
+    # It names what linking would do: fail, or (a distribution CUDA installed) take another runtime.
+    assert "cannot find -lcudart" in result.error or "ED207" in result.error
     assert result.log_path is None  # ... without having run the compiler
-    assert result.findings and result.findings[0]["code"] in ("ED203", "EDB01")  # the doctor's, else our own
+    assert result.findings[0]["code"] == "ED203"  # check's finding, by code: one doctor
     assert not os.listdir(tmp_path)
-
-
-@has_nvcc
-def test_own_cuda_home_check_without_the_doctor():
-    # The build's own check, independent of the doctor's rules.
-    from envdoctor.ops import preflight
-
-    findings = preflight.cuda_home_findings(NO_CUDA_HOME)
-    assert [f.code for f in findings] == ["EDB01"]
-    assert "CUDA_HOME=/usr/local (guessed from nvcc on PATH" in findings[0].message
-    assert findings[0].fixes[0].commands == ("export CUDA_HOME=/usr/local/cuda-13.0",)
-    assert findings[0].fixes[0].params == {"vars": {"CUDA_HOME": "/usr/local/cuda-13.0"}}
-    assert preflight.cuda_home_findings(REAL_HOME) == []
-
-
-@has_nvcc
-def test_own_check_is_kept_when_the_doctor_is_silent(monkeypatch):
-    from envdoctor.ops import preflight
-
-    monkeypatch.setattr(preflight, "doctor_findings", lambda env, cuda, runner=None: [])
-    assert [f.code for f in preflight.build_blockers(NO_CUDA_HOME, cuda=True)] == ["EDB01"]
 
 
 @has_nvcc
 def test_arch_this_nvcc_cannot_build_is_refused(tmp_path):
     result = build.build_extension(cuda=True, archs=["7.0"], cache_dir=str(tmp_path), env=REAL_HOME)
-    assert result.refused and "cannot build sm_70" in result.error and "8.0" in result.error
+    assert result.refused and "cannot build 7.0" in result.error and "sm_80" in result.error
 
 
 def test_cuda_without_gpu_or_arch_list_is_refused(tmp_path, monkeypatch):
-    monkeypatch.setattr(build.toolkit, "present_gpu_archs", lambda: [])
+    monkeypatch.setattr(build, "present_gpu_archs", lambda: [])
     env = env_without("TORCH_CUDA_ARCH_LIST")
     result = build.build_extension(cuda=True, cache_dir=str(tmp_path), env=env)
     assert result.refused and "--arch 8.0" in result.error
 
 
 def test_auto_variant_is_cpu_without_gpu_and_arch_list(monkeypatch):
-    monkeypatch.setattr(build.toolkit, "present_gpu_archs", lambda: [])
+    monkeypatch.setattr(build, "present_gpu_archs", lambda: [])
     assert build.choose_variant(None, None, env_without("TORCH_CUDA_ARCH_LIST")) == "cpu"
-    assert build.choose_variant(None, ["8.0"], {"CUDA_HOME": "/usr/local/cuda"}) == "cuda"
-    assert build.choose_variant(None, None, {"PATH": "", "TORCH_CUDA_ARCH_LIST": "8.0"}) == "cpu"  # no toolkit
+    if os.path.exists("/usr/local/cuda/bin/nvcc"):
+        assert build.choose_variant(None, ["8.0"], {"CUDA_HOME": "/usr/local/cuda"}) == "cuda"
+    # CUDA_HOME names no toolkit: torch's builder would find no nvcc
+    assert build.choose_variant(None, None, {"PATH": "", "CUDA_HOME": "/nonexistent",
+                                             "TORCH_CUDA_ARCH_LIST": "8.0"}) == "cpu"
 
 
 def test_failed_compile_reports_first_error(tmp_path, monkeypatch):

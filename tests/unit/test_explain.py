@@ -9,7 +9,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from envdoctor.explain import Explanation, explain, first_error
-from envdoctor.explain_patterns import PATTERNS
+from envdoctor.explain.catalog import SIGNATURES
 
 CORPUS = os.path.join(os.path.dirname(__file__), "..", "fixtures", "corpus", "public.jsonl")
 with open(CORPUS, encoding="utf-8") as _fh:
@@ -56,8 +56,8 @@ def test_exceptions_are_few_and_real():
 def test_categories_are_the_corpus_taxonomy():
     readme = open(os.path.join(os.path.dirname(CORPUS), "..", "..", "..", "docs", "explain.md"),
                   encoding="utf-8").read()
-    for pattern in PATTERNS:
-        assert f"`{pattern.category}`" in readme, pattern.category
+    for signature in SIGNATURES:
+        assert f"`{signature.category}`" in readme, signature.category
 
 
 def test_docker_context_turns_driver_message_into_container():
@@ -154,7 +154,6 @@ def test_explain_never_raises(text):
     assert result is None or 1 <= result[0] <= len(lines)
 
 
-_FRAGMENTS = [p.regex.pattern for p in PATTERNS]
 _WORDS = ["undefined symbol: _ZN3c10", "nvidia-smi", "nvcc", "release 11.5, V11.5.119", "CUDA 11.8", "docker",
           "CUDA_VISIBLE_DEVICES", "No such file or directory: '", "/bin/nvcc'", "libcudart.so.12: cannot open",
           "error:", "warning:", "Killed", "\n", "'", ":", "(", "\x00", "é", "\r"]

@@ -28,19 +28,21 @@ def test_text_output_and_exit_0(tmp_path):
     lines = result.output.splitlines()
     assert lines[0] == f"First error in {log} (line 3):"
     assert lines[1].startswith("  /usr/local/cuda-9.0/include/crt/host_config.h:119:2: error: #error")
-    assert lines[3] == "What it is: gcc_unsupported_by_nvcc (high confidence), line 3:"
+    assert lines[3] == "What it is: gcc_unsupported_by_nvcc (high confidence, 0.90), line 3:"
     assert lines[4].startswith("  > /usr/local/cuda-9.0/include/crt/host_config.h:119:2: error")
-    assert "What it means:" in result.output and "Fix:" in result.output and "CC=gcc-N" in result.output
+    assert "What it means:" in result.output and "Fix:" in result.output and "CC=gcc-6" in result.output  # the limit the error names
 
 
 def test_json_output_from_stdin():
     result = _run(["--format", "json", "-"], stdin=LOG)
     assert result.exit_code == 0
     data = json.loads(result.output)
-    assert data["schema_version"] == 1 and data["recognised"] is True and data["input"] == "standard input"
+    assert data["schema_version"] == 2 and data["recognised"] is True and data["input"] == "standard input"
     assert data["first_error"]["line_no"] == 3
     assert data["explanations"][0]["category"] == "gcc_unsupported_by_nvcc"
-    assert set(data["explanations"][0]) == {"category", "line_no", "line", "diagnosis", "fix", "confidence"}
+    assert set(data["explanations"][0]) == {"category", "line_no", "line", "diagnosis", "fix", "confidence", "score",
+                                            "evidence", "signature", "alternative_to"}
+    assert data["explanations"][0]["evidence"][0] == {"line_no": 3, "line": data["explanations"][0]["line"]}
 
 
 def test_nothing_recognised_exits_1(tmp_path):
@@ -57,6 +59,7 @@ def test_missing_file_is_a_usage_error_without_traceback(tmp_path):
     result = _run([str(tmp_path / "nope.log")])
     assert result.exit_code == 2
     assert "No such file or directory" in result.output and "Traceback" not in result.output
+    assert result.output.startswith("Error: cannot read ")
 
 
 def test_binary_garbage_does_not_crash(tmp_path):

@@ -3,7 +3,11 @@ from __future__ import annotations
 
 import os
 import shutil
+import subprocess
+import sys
 import textwrap
+
+import pytest
 
 from envdoctor.probes.base import ProbeContext
 from envdoctor.probes.detectron2 import cuda_of, probe_detectron2
@@ -17,17 +21,28 @@ def _fake_d2(tmp_path, c_body: str, init_body: str = '__version__ = "0.6"\n') ->
     return str(tmp_path / "site")
 
 
-def _fact(pythonpath=None, quick=False):
+def _fact(pythonpath=None, quick=False, python=None):
     env = {"PATH": "/usr/local/bin:/usr/bin:/bin"}
     if pythonpath:
         env["PYTHONPATH"] = pythonpath
-    facts = probe_detectron2(ProbeContext(env=env, quick=quick))
+    ctx = ProbeContext(env=env, quick=quick)
+    if python:
+        ctx.python = python
+    facts = probe_detectron2(ctx)
     assert [f.key for f in facts] == ["detectron2"]
     return facts[0]
 
 
-def test_not_installed_is_unavailable_not_an_error():
-    fact = _fact()
+@pytest.fixture(scope="module")
+def bare_python(tmp_path_factory):
+    """A Python whose site has no detectron2, whatever this machine has installed (sealed)."""
+    venv = tmp_path_factory.mktemp("bare") / "venv"
+    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(venv)], check=True, timeout=120)
+    return str(venv / "bin" / "python")
+
+
+def test_not_installed_is_unavailable_not_an_error(bare_python):
+    fact = _fact(python=bare_python)
     assert not fact.available and fact.error == "not installed"
 
 
@@ -82,12 +97,12 @@ def test_c_that_crashes(tmp_path):
     assert value["version"] == "0.6"
 
 
-def test_quick_mode_reads_the_version_without_importing(tmp_path):
+def test_quick_mode_reads_the_version_without_importing(tmp_path, bare_python):
     path = _fake_d2(tmp_path, "raise SystemExit('must not be imported in quick mode')\n",
                     init_body='__version__ = "0.6"\nraise SystemExit("must not be imported")\n')
     value = _fact(path, quick=True).value
     assert value["version"] == "0.6" and value["imports"] is None and "quick mode" in value["import_error"]
-    assert not _fact(quick=True).available
+    assert not _fact(quick=True, python=bare_python).available
 
 
 def test_files_tell_cuda_and_torch_when_c_does_not_import(tmp_path):

@@ -10,7 +10,7 @@ import pytest
 from envdoctor.model import FactSet
 from envdoctor.probes import driver, gpus
 from envdoctor.probes.base import ProbeContext
-from envdoctor.runner import CommandResult, FakeRunner, Runner
+from envdoctor.runner import CommandResult, FakeRunner
 from tests.fixtures import corpus
 from tests.fixtures.fake_bin import Response, path_with, write_fake, write_nvidia_smi, write_tree
 
@@ -129,91 +129,6 @@ def test_kernel_module_version_and_presence(tmp_path):
     facts = facts_of(driver, ctx)
     assert facts.value("driver.kernel_module_version") == "525.60.13"
     assert facts.value("driver.present") is True  # the module is loaded even though nvidia-smi fails
-
-
-class ScriptedRunner(Runner):
-    """A real-machine Runner whose commands are answered from a table (so the
-    libcuda path, which only runs on the real machine, can be tested)."""
-
-    def __init__(self, answer):
-        super().__init__()
-        self.answer = answer
-        self.calls = []
-
-    def run(self, argv, timeout=None, env=None, cwd=None, input=None):
-        self.calls.append(tuple(argv))
-        return self.answer(tuple(argv))
-
-
-def _scripted(libcuda_stdout: str, libcuda_code: int = 0):
-    def answer(argv):
-        if "-c" in argv:
-            return CommandResult(argv, libcuda_code, libcuda_stdout)
-        if argv[1:] == ("--query-gpu=driver_version", "--format=csv,noheader"):
-            return CommandResult(argv, 0, "525.60.13\n")
-        return CommandResult(argv, 0, corpus.text("smi-mmcv-204-450-header").replace("450.102.04", "525.60.13")
-                             .replace("11.0", "12.0"))
-    return answer
-
-
-def binary_stand_in(tmp_path) -> str:
-    """An executable that is not a script, like the real nvidia-smi (never run:
-    the ScriptedRunner answers for it)."""
-    bin_dir = str(tmp_path / "bin")
-    os.makedirs(bin_dir)
-    path = os.path.join(bin_dir, "nvidia-smi")
-    with open(path, "wb") as fh:
-        fh.write(b"\x7fELF")
-    os.chmod(path, 0o755)
-    return bin_dir
-
-
-def test_cuda_max_prefers_cudrivergetversion_on_the_real_machine(tmp_path):
-    bin_dir = binary_stand_in(tmp_path)
-    runner = ScriptedRunner(_scripted("0 12020\n"))
-    ctx = ProbeContext(env={"PATH": bin_dir}, root="/", runner=runner, paths=())
-    facts = facts_of(driver, ctx)
-    assert facts.value("driver.cuda_max") == "12.2"
-    assert facts.get("driver.cuda_max").source.startswith("cuDriverGetVersion")
-    python_calls = [c for c in runner.calls if "-c" in c]
-    assert python_calls and python_calls[0][0] == ctx.python  # in a subprocess, never in-process
-
-
-def test_cuda_max_falls_back_to_header_when_libcuda_fails(tmp_path):
-    bin_dir = binary_stand_in(tmp_path)
-    runner = ScriptedRunner(_scripted("dlopen failed: libcuda.so.1: cannot open shared object file\n", 3))
-    ctx = ProbeContext(env={"PATH": bin_dir}, root="/", runner=runner, paths=())
-    facts = facts_of(driver, ctx)
-    assert facts.value("driver.cuda_max") == "12.0"
-    assert facts.get("driver.cuda_max").source.startswith("nvidia-smi header")
-
-
-def test_libcuda_is_not_asked_with_a_test_root_or_recorded_outputs(tmp_path):
-    bin_dir = str(tmp_path / "bin")
-    write_fake(bin_dir, "nvidia-smi", "unused")
-    fake = FakeRunner({"nvidia-smi": lambda argv: _scripted("0 13000")(argv)})
-    ctx = ProbeContext(env={"PATH": bin_dir}, root="/", runner=fake, paths=())
-    facts = facts_of(driver, ctx)
-    assert facts.value("driver.cuda_max") == "12.0"
-    assert not any("-c" in call for call in fake.calls)
-
-
-def test_libcuda_is_not_asked_when_nvidia_smi_is_a_script(tmp_path):
-    bin_dir = str(tmp_path / "bin")
-    write_fake(bin_dir, "nvidia-smi", "unused")
-    runner = ScriptedRunner(_scripted("0 13000\n"))
-    facts = facts_of(driver, ProbeContext(env={"PATH": bin_dir}, root="/", runner=runner, paths=()))
-    assert facts.value("driver.cuda_max") == "12.0"
-    assert not any("-c" in call for call in runner.calls)
-
-
-def test_libcuda_version_decoding():
-    runner = FakeRunner({})
-    for stdout, expected in (("0 12000", "12.0"), ("0 11040", "11.4"), ("0 13020", "13.2"), ("100 0", None),
-                             ("garbage", None)):
-        runner.responses = {"python": (0, stdout)}
-        ctx = ProbeContext(env={}, runner=runner, python="python", paths=())
-        assert driver.libcuda_cuda_version(ctx)[0] == expected
 
 
 # ---- gpus --------------------------------------------------------------------

@@ -96,7 +96,18 @@ def test_each_compiler_runs_once(compilers):
     runner = FakeRunner({"gcc": GCC_11, "g++": GXX_11})
     facts = run(compiler, ProbeContext(env={"PATH": compilers}, runner=runner, paths=()))
     assert facts.value("compiler.host")["version"] == "11.4.0"
-    assert sorted(c[0] for c in runner.calls) == sorted(os.path.join(compilers, n) for n in ("gcc", "g++", "clang"))
+    # gcc-9 too: compiler.all lists every versioned compiler a plan may point CC at; still once each.
+    assert sorted(c[0] for c in runner.calls) == sorted(os.path.join(compilers, n)
+                                                        for n in ("gcc", "g++", "clang", "gcc-9"))
+    assert [c["name"] for c in facts.value("compiler.all")] == ["clang", "g++", "gcc", "gcc-9"]
+
+
+def test_named_compilers_that_do_not_exist(compilers):
+    env = {"PATH": compilers, "CC": "gcc-10", "CXX": os.path.join(compilers, "g++"), "NVCC_CCBIN": "gcc-9"}
+    named = {n["var"]: n for n in run(compiler, ProbeContext(env=env, paths=())).value("compiler.named")}
+    assert named["CC"]["path"] is None and named["CC"]["name"] == "gcc-10"
+    assert named["CXX"]["path"] == os.path.join(compilers, "g++") and named["CXX"]["version"] == "11.4.0"
+    assert named["NVCC_CCBIN"]["path"] == os.path.join(compilers, "gcc-9")
 
 
 def test_recorded_gcc_output():

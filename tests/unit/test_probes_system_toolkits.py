@@ -11,7 +11,7 @@ from envdoctor.probes import toolkits
 from envdoctor.probes.base import ProbeContext
 from envdoctor.runner import Runner
 from tests.fixtures import corpus
-from tests.fixtures.fake_bin import path_with, write_fake, write_tree, write_wrapper
+from tests.fixtures.fake_bin import path_with, sealed_tools, write_fake, write_tree, write_wrapper
 
 REAL_TOOLKIT = "/usr/local/cuda-13.0"
 on_this_machine = pytest.mark.skipif(not os.path.isfile(os.path.join(REAL_TOOLKIT, "bin", "nvcc")),
@@ -49,7 +49,9 @@ def test_this_machine_nvcc_wrapper_and_symlink_are_one_toolkit():
     assert facts.value("nvcc.real_path") == REAL_TOOLKIT + "/bin/nvcc"
     assert facts.value("nvcc.toolkit") == REAL_TOOLKIT
     assert facts.value("nvcc.version") == "13.0.88"
-    assert facts.value("nvcc.all") == ["/usr/local/bin/nvcc"]
+    # A distribution's /usr/bin/nvcc (and /bin/nvcc, the same file on merged-/usr systems) may follow.
+    assert facts.value("nvcc.all")[0] == "/usr/local/bin/nvcc"
+    assert all(p in ("/usr/bin/nvcc", "/bin/nvcc") for p in facts.value("nvcc.all")[1:])
     assert "sm_86" in facts.value("nvcc.archs") and "sm_52" not in facts.value("nvcc.archs")
     assert "/usr/local/bin/nvcc -> " + REAL_TOOLKIT + "/bin/nvcc" in facts.get("toolkits").raw
 
@@ -78,7 +80,24 @@ def test_this_machine_pip_wheels_are_found():
     if not pip:
         pytest.skip("no nvidia CUDA wheels in this interpreter")
     assert all(t["found_via"] == ["pip nvidia wheels"] and t["version_source"] == "dist-info" for t in pip)
-    assert not facts.has("nvcc.path")
+    assert facts.has("nvcc.path") == os.path.exists("/usr/bin/nvcc")  # only a distribution's nvcc is there
+
+
+DISTRO_NVCC = "/usr/lib/nvidia-cuda-toolkit/bin/nvcc"
+
+
+@pytest.mark.skipif(not os.path.isfile(DISTRO_NVCC), reason="needs Debian's nvidia-cuda-toolkit (shared/labs)")
+def test_this_machine_distribution_toolkit_is_usr_with_its_gcc_wrapper():
+    # The real state of ../shared/labs/distro-cuda-toolkit.sh: /usr/bin/nvcc first on PATH.
+    facts = run(ProbeContext(env={"PATH": "/usr/bin:/usr/local/bin:/bin"}, paths=()))
+    entry = by_root(facts)["/usr"]
+    assert entry["kind"] == "distribution" and "/usr/lib/nvidia-cuda-toolkit" in entry["aliases"]
+    assert entry["version"].startswith("11.8") and entry["has_runtime_header"] and entry["has_cudart"]
+    assert entry["include_dir"] == "/usr/include" and entry["missing_headers"] == []
+    assert entry["nvcc_real"] == DISTRO_NVCC
+    assert entry["default_host"]["command"] == "gcc-11"
+    assert "/usr/lib/nvidia-cuda-toolkit" not in by_root(facts)  # one toolkit, not two
+    assert facts.value("cuda.linker_cudart")["version"].startswith("11.8")
 
 
 # ---- fake trees -----------------------------------------------------------------
@@ -196,7 +215,7 @@ def test_one_nvcc_version_per_distinct_real_nvcc(tmp_path):
     for d in (a, b):
         os.makedirs(d)
         os.symlink(os.path.join(t, "bin", "nvcc"), os.path.join(d, "nvcc"))
-    env = {"PATH": f"{a}:{b}:/usr/bin:/bin"}
+    env = {"PATH": path_with(f"{a}:{b}")}
     runner = CountingRunner(env)
     facts = run(ProbeContext(env=env, root=root, runner=runner, paths=()))
     assert facts.value("nvcc.all") == [os.path.join(a, "nvcc"), os.path.join(b, "nvcc")]
@@ -214,7 +233,7 @@ def test_pip_wheels_of_another_python(tmp_path):
                       "nvidia/cudnn/lib/libcudnn.so.8": ""})
     bin_dir = str(tmp_path / "venv/bin")
     python = write_fake(bin_dir, "python", json.dumps([site, str(tmp_path / "nouser")]) + "\n")
-    ctx = ProbeContext(env={"PATH": "/usr/bin:/bin"}, root=str(tmp_path), python=python, paths=())
+    ctx = ProbeContext(env={"PATH": sealed_tools()}, root=str(tmp_path), python=python, paths=())
     (entry,) = run(ctx).value("toolkits")
     assert entry["kind"] == "pip" and entry["real_root"] == os.path.join(site, "nvidia/cuda_runtime")
     assert (entry["version"], entry["version_source"]) == ("12.1.105", "dist-info")
@@ -276,3 +295,75 @@ def test_pip_cuda12_wheels_each_root_gets_its_own_version(tmp_path):
     ctx = ProbeContext(env={"PATH": ""}, root=str(tmp_path), python=python, paths=())
     got = {os.path.basename(t["real_root"]): (t["version"], t["has_nvcc"]) for t in run(ctx).value("toolkits")}
     assert got == {"cuda_runtime": ("12.4.127", False), "cuda_nvcc": ("12.4.131", True)}
+
+
+# Debian's nvidia-cuda-toolkit layout, as installed by its package: a /usr/bin/nvcc wrapper, the
+# real nvcc in /usr/lib/nvidia-cuda-toolkit/bin with an nvcc.profile that puts that directory on
+# nvcc's PATH, and a gcc wrapper there that runs the first supported gcc-N installed.
+_GCC_WRAPPER = """#!/bin/sh
+prog=false
+if g++-11 --version >/dev/null 2>&1; then
+\tprog=gcc-11
+elif g++-10 --version >/dev/null 2>&1; then
+\tprog=gcc-10
+else
+\techo "ERROR: No supported gcc/g++ host compiler found." >&2
+\texit 1
+fi
+exec $prog "$@"
+"""
+
+
+def debian_toolkit(root: str, compilers=("gcc-11", "g++-11")) -> str:
+    usr = os.path.join(root, "usr")
+    inner = os.path.join(usr, "lib/nvidia-cuda-toolkit")
+    write_tree(usr, {"include/cuda_runtime.h": "", "include/cublas_v2.h": "", "include/cublasLt.h": "",
+                     "include/cusparse.h": "", "include/cusolverDn.h": "",
+                     "lib/x86_64-linux-gnu/libcudart.so.11.8.89": "",
+                     "lib/x86_64-linux-gnu/libcudart.so.11.0": "->libcudart.so.11.8.89",
+                     "lib/x86_64-linux-gnu/libcudart.so": "->libcudart.so.11.0",
+                     "lib/nvidia-cuda-toolkit/bin/nvcc.profile":
+                         f"PATH += {inner}/bin:\nLIBRARIES =+ -L{usr}/lib/x86_64-linux-gnu\n",
+                     "lib/nvidia-cuda-toolkit/bin/gcc": _GCC_WRAPPER})
+    os.chmod(os.path.join(inner, "bin/gcc"), 0o755)
+    write_fake(os.path.join(inner, "bin"), "nvcc", {"--version": corpus.text("nvcc-wsl2tut-3-11.5")
+                                                    .replace("11.5", "11.8").replace("V11.8.119", "V11.8.89"),
+                                                    "--list-gpu-arch": "compute_80\n"})
+    write_wrapper(os.path.join(usr, "bin"), "nvcc", os.path.join(inner, "bin/nvcc"))
+    for name in compilers:
+        write_fake(os.path.join(root, "compilers"), name, {"--version": f"{name} (Debian 11.3.0-12) 11.3.0\n"})
+    return usr
+
+
+def test_debian_layout_is_one_toolkit_at_usr_with_the_wrappers_gcc(tmp_path):
+    root = str(tmp_path)
+    usr = debian_toolkit(root)
+    ctx = ProbeContext(env={"PATH": path_with(os.path.join(usr, "bin") + ":" + os.path.join(root, "compilers"))},
+                       root=root, paths=())
+    facts = run(ctx)
+    (entry,) = facts.value("toolkits")
+    assert (entry["root"], entry["kind"]) == (usr, "distribution")
+    assert entry["aliases"] == [os.path.join(usr, "lib/nvidia-cuda-toolkit")]
+    assert entry["include_dir"] == os.path.join(usr, "include") and entry["missing_headers"] == []
+    assert entry["default_host"] == {"command": "gcc-11", "path": os.path.join(root, "compilers", "gcc-11"),
+                                     "via": os.path.join(usr, "lib/nvidia-cuda-toolkit/bin/gcc")
+                                     + " (the toolkit's compiler wrapper)"}
+    linked = facts.value("cuda.linker_cudart")
+    assert linked["version"] == "11.8.89" and linked["dir"] == os.path.join(root, "usr/lib/x86_64-linux-gnu")
+    assert facts.value("cuda.system_headers")["cublas_v2.h"] == os.path.join(root, "usr/include")
+
+
+def test_debian_wrapper_without_its_compilers_names_none(tmp_path):
+    root = str(tmp_path)
+    usr = debian_toolkit(root, compilers=())
+    facts = run(ProbeContext(env={"PATH": path_with(os.path.join(usr, "bin"))}, root=root, paths=()))
+    (entry,) = facts.value("toolkits")
+    assert entry["default_host"]["command"] is None and "accepts" in entry["default_host"]["error"]
+
+
+def test_fake_machine_without_cuda_sees_no_real_toolkit(tmp_path):
+    # Sealed: the real machine's /usr/bin/nvcc, /usr/include and libcudart are not part of a fake root.
+    facts = run(ProbeContext(env={"PATH": path_with(str(tmp_path / "bin"))}, root=str(tmp_path), paths=()))
+    assert facts.value("toolkits") == [] and not facts.has("nvcc.path")
+    assert facts.value("cuda.linker_cudart") is None
+    assert set(facts.value("cuda.system_headers").values()) == {None}

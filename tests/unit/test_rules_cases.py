@@ -25,10 +25,35 @@ MISSING = _Missing()
 SITE = "/home/u/venv/lib/python3.11/site-packages"
 CUDA13 = {"root": "/usr/local/cuda-13.0", "real_root": "/usr/local/cuda-13.0", "aliases": ["/usr/local/cuda"],
           "found_via": ["CUDA_HOME", "nvcc on PATH", "/usr/local/cuda*"], "kind": "system", "has_nvcc": True,
-          "has_runtime_header": True, "has_cudart": True, "version": "13.0.88", "version_source": "version.json"}
+          "has_runtime_header": True, "has_cudart": True, "version": "13.0.88", "version_source": "version.json",
+          "lib_dir": "/usr/local/cuda-13.0/lib64", "include_dir": "/usr/local/cuda-13.0/include",
+          "cudart": {"path": "/usr/local/cuda-13.0/lib64/libcudart.so",
+                     "real_path": "/usr/local/cuda-13.0/lib64/libcudart.so.13.0.96", "version": "13.0.96"},
+          "missing_headers": [], "nvcc_real": "/usr/local/cuda-13.0/bin/nvcc", "default_host": None}
 CUDA12 = {"root": "/usr/local/cuda-12.8", "real_root": "/usr/local/cuda-12.8", "aliases": [],
           "found_via": ["/usr/local/cuda*"], "kind": "system", "has_nvcc": True,
-          "has_runtime_header": True, "has_cudart": True, "version": "12.8.93", "version_source": "version.json"}
+          "has_runtime_header": True, "has_cudart": True, "version": "12.8.93", "version_source": "version.json",
+          "lib_dir": "/usr/local/cuda-12.8/lib64", "include_dir": "/usr/local/cuda-12.8/include",
+          "cudart": {"path": "/usr/local/cuda-12.8/lib64/libcudart.so",
+                     "real_path": "/usr/local/cuda-12.8/lib64/libcudart.so.12.8.90", "version": "12.8.90"},
+          "missing_headers": [], "nvcc_real": "/usr/local/cuda-12.8/bin/nvcc", "default_host": None}
+# Debian's nvidia-cuda-toolkit 11.8 (recorded from the real package): nvcc wraps its own gcc-11.
+DISTRO118 = {"root": "/usr", "real_root": "/usr", "aliases": ["/usr/lib/nvidia-cuda-toolkit"],
+             "found_via": ["nvcc on PATH"], "kind": "distribution", "has_nvcc": True, "has_runtime_header": True,
+             "has_cudart": True, "version": "11.8.89", "version_source": "nvcc --version", "lib_dir": "/usr/lib64",
+             "cudart": None, "include_dir": "/usr/include", "missing_headers": [],
+             "nvcc_real": "/usr/lib/nvidia-cuda-toolkit/bin/nvcc",
+             "default_host": {"command": "gcc-11", "path": "/usr/bin/gcc-11",
+                              "via": "/usr/lib/nvidia-cuda-toolkit/bin/gcc (the toolkit's compiler wrapper)"}}
+DISTRO_CUDART = {"path": "/usr/lib/x86_64-linux-gnu/libcudart.so",
+                 "real_path": "/usr/lib/x86_64-linux-gnu/libcudart.so.11.8.89", "version": "11.8.89",
+                 "dir": "/usr/lib/x86_64-linux-gnu"}
+PIP13 = {"root": f"{SITE}/nvidia/cu13", "real_root": f"{SITE}/nvidia/cu13", "aliases": [],
+         "found_via": ["pip nvidia wheels"], "kind": "pip", "has_nvcc": False, "has_runtime_header": True,
+         "has_cudart": True, "version": "13.0.96", "version_source": "dist-info", "lib_dir": f"{SITE}/nvidia/cu13/lib",
+         "cudart": None, "include_dir": f"{SITE}/nvidia/cu13/include", "missing_headers": [], "nvcc_real": None,
+         "default_host": None}
+NO_LIB_HEADERS = ["cublas_v2.h", "cublasLt.h", "cusparse.h", "cusolverDn.h"]
 RTX3090 = {"index": 0, "name": "NVIDIA GeForce RTX 3090", "uuid": "GPU-11111111-2222-3333-4444-555555555555",
            "pci_bus_id": "00000000:01:00.0", "memory_total_mib": 24576, "memory_used_mib": 0,
            "compute_cap": "8.6", "compute_cap_source": "nvidia-smi", "processes": []}
@@ -40,6 +65,25 @@ FRESH = {"torch": "2.14.1", "cuda_home": "/usr/local/cuda-13.0", "nvcc": "/usr/l
          "cuda": "13.0", "python": "3.11", "archs": ["sm_86"], "cxx11_abi": True}
 
 
+DRIVER_OK = {"state": "ok", "user_space_version": "580.65.06", "kernel_module_version": "580.65.06",
+             "kernel_module_loaded": True, "cuda_max": "13.0",
+             "libcuda": "/usr/lib/x86_64-linux-gnu/libcuda.so.580.65.06",
+             "nvml": "/usr/lib/x86_64-linux-gnu/libnvidia-ml.so.580.65.06", "cu_init": "CUDA_SUCCESS (0)",
+             "nvml_init": "NVML_SUCCESS", "smi": "ok", "wsl": False, "container": None,
+             "device_nodes": ["/dev/nvidia0", "/dev/nvidiactl"], "nvidia_visible_devices": None, "child_error": None,
+             "summary": "driver 580.65.06 answers"}
+USER_SPACE_535 = dict(DRIVER_OK, state="user_space_only", user_space_version="535.309.01", kernel_module_version=None,
+                      kernel_module_loaded=False, cuda_max="12.2",
+                      libcuda="/usr/lib/x86_64-linux-gnu/nvidia/current/libcuda.so.535.309.01",
+                      cu_init="CUDA_ERROR_NO_DEVICE (100)", nvml_init="NVML_ERROR_DRIVER_NOT_LOADED",
+                      smi="not_found", container="docker", device_nodes=[])
+NO_DRIVER = {"driver.present": False, "driver.version": MISSING, "driver.cuda_max": MISSING,
+             "driver.kernel_module_version": MISSING, "gpus": MISSING,
+             "driver.smi": {"status": "not_found", "message": "nvidia-smi is not on PATH", "path": None}}
+TOO_OLD = ("The NVIDIA driver on your system is too old (found version 12020). Please update your GPU driver by "
+           "downloading and installing a new version from the URL: http://www.nvidia.com/Download/index.aspx")
+
+
 def healthy() -> Dict[str, Any]:
     """A machine where everything is right: torch 2.14.1+cu130, driver 580, RTX 3090, CUDA 13.0."""
     return {
@@ -48,6 +92,7 @@ def healthy() -> Dict[str, Any]:
         "driver.version": "580.65.06",
         "driver.cuda_max": "13.0",
         "driver.kernel_module_version": "580.65.06",
+        "driver.state": dict(DRIVER_OK),
         "gpus": [dict(RTX3090)],
         "toolkits": [dict(CUDA13)],
         "nvcc.path": "/usr/local/cuda/bin/nvcc",
@@ -66,6 +111,12 @@ def healthy() -> Dict[str, Any]:
         "torchvision": {"version": "0.29.1+cu130", "cuda": "13.0", "import_error": None},
         "compiler.gcc": {"path": "/usr/bin/gcc", "version": "12.2.0"},
         "compiler.host": {"path": "/usr/bin/gcc", "name": "gcc", "version": "12.2.0", "via": "default"},
+        "compiler.all": [{"name": "gcc", "path": "/usr/bin/gcc", "version": "12.2.0"},
+                         {"name": "g++", "path": "/usr/bin/g++", "version": "12.2.0"}],
+        "compiler.named": [],
+        "cuda.linker_cudart": None,
+        "cuda.system_headers": {"cuda_runtime.h": None, "cublas_v2.h": None, "cublasLt.h": None, "cusparse.h": None,
+                                "cusolverDn.h": None},
         "env.vars": {"CUDA_HOME": "/usr/local/cuda"},
         "env.path": ["/usr/local/cuda/bin", "/usr/bin"],
         "env.ld_library_path": [],
@@ -135,6 +186,34 @@ FIRES: List[tuple] = [
     ("ED101", Severity.ERROR, {"driver.version": "535.104.05", "driver.cuda_max": "12.2"}, ["580"]),
     ("ED102", Severity.WARNING, {"driver.version": "535.104.05", "driver.cuda_max": "12.2",
                                  "torch:cuda": "12.8", "torch:version": "2.14.1+cu128"}, ["13.0.88", "535.104.05"]),
+    ("ED102", Severity.WARNING, {"driver.version": "470.82.01", "driver.cuda_max": "11.4", "torch:cuda": "11.8",
+                                 "torch:version": "2.7.1+cu118"}, ["runs CUDA <= 11.8",
+                                                                   "11.x through minor-version compatibility"]),
+    ("ED105", Severity.WARNING, dict(NO_DRIVER, **{"driver.state": USER_SPACE_535, "torch:cuda_available": False,
+                                                   "torch:cuda_error": TOO_OLD}),
+     ["User-space driver 535.309.01 installed", "CUDA 12.2", "kernel module not loaded",
+      "CUDA_ERROR_NO_DEVICE (100)", "found version 12020", "needs driver >= 580"]),
+    ("ED106", Severity.INFO, {"driver.state": dict(DRIVER_OK, state="wsl", wsl=True, kernel_module_version=None,
+                                                   libcuda="/usr/lib/wsl/lib/libcuda.so.1")}, ["WSL2", "normal"]),
+    ("ED106", Severity.WARNING, {"driver.state": dict(DRIVER_OK, state="wsl", wsl=True)},
+     ["shadows the Windows driver"]),
+    ("ED107", Severity.WARNING, dict(NO_DRIVER, **{"driver.state": dict(
+        DRIVER_OK, state="container_no_gpu", container="docker", nvidia_visible_devices="void", device_nodes=[],
+        libcuda=None, nvml=None)}), ["docker container has no GPU", "NVIDIA_VISIBLE_DEVICES='void'",
+                                     "run on the CPU"]),
+    ("ED108", Severity.ERROR, dict(NO_DRIVER, **{"driver.state": dict(
+        DRIVER_OK, state="no_user_space", libcuda=None, nvml=None, smi="not_found", kernel_module_version=None,
+        kernel_module_loaded=False)}),
+     ["device nodes (/dev/nvidia0, /dev/nvidiactl) present", "no libcuda.so.1 or nvidia-smi"]),
+    ("ED109", Severity.ERROR, {"driver.smi": {"status": "not_found", "message": "nvidia-smi is not on PATH"},
+                               "driver.version": MISSING, "driver.state": dict(
+        DRIVER_OK, state="library_mismatch", kernel_module_version="570.133.07", user_space_version="575.57.08",
+        nvml_init="NVML_ERROR_LIB_RM_VERSION_MISMATCH", smi="not_found")},
+     ["570.133.07", "575.57.08", "NVML_ERROR_LIB_RM_VERSION_MISMATCH"]),
+    ("ED109", Severity.ERROR, {"driver.smi": {"status": "not_found", "message": "nvidia-smi is not on PATH"},
+                               "driver.state": dict(DRIVER_OK, state="init_failed", cu_init="CUDA_ERROR_UNKNOWN (999)",
+                                                    nvml_init=None, smi="not_found")},
+     ["does not answer", "CUDA_ERROR_UNKNOWN (999)"]),
     ("ED103", Severity.ERROR, {"driver.smi": {"status": "library_mismatch", "message":
                                               "Failed to initialize NVML: Driver/library version mismatch"}},
      ["mismatch", "Failed to initialize NVML"]),
@@ -210,10 +289,38 @@ FIRES: List[tuple] = [
     ("ED304", Severity.ERROR, {"torchvision": {"version": "0.29.1", "cuda": None, "import_error":
                                                "RuntimeError: operator torchvision::nms does not exist"}},
      ["torchvision::nms"]),
-    ("ED401", Severity.ERROR, {"compiler.host": {"path": "/usr/bin/gcc", "name": "gcc", "version": "16.1.0",
-                                                 "via": "default"}}, ["gcc <= 15", "16.1.0"]),
-    ("ED401", Severity.ERROR, {"compiler.host": {"path": "/usr/bin/gcc-5", "name": "gcc", "version": "5.4.0",
-                                                 "via": "CC"}}, [">= 6"]),
+    ("ED401", Severity.ERROR, {"compiler.gcc": {"path": "/usr/bin/gcc", "version": "16.1.0"},
+                               "compiler.all": [{"name": "gcc-15", "path": "/usr/bin/gcc-15", "version": "15.2.0"},
+                                                {"name": "g++-15", "path": "/usr/bin/g++-15", "version": "15.2.0"}]},
+     ["gcc <= 15", "16.1.0", "gcc on PATH"]),
+    ("ED401", Severity.ERROR, {"env.vars": {"CUDA_HOME": "/usr/local/cuda", "CC": "gcc-5"},
+                               "compiler.named": [{"var": "CC", "value": "gcc-5", "name": "gcc-5",
+                                                   "path": "/usr/bin/gcc-5", "version": "5.4.0"}]}, [">= 6", "CC"]),
+    # Debian's nvcc 11.8 forced onto gcc 12 through CC: its own wrapper would have used gcc-11.
+    ("ED401", Severity.ERROR, {"toolkits": [dict(DISTRO118), dict(CUDA13)], "env.vars": {"CC": "gcc"},
+                               "nvcc.path": "/usr/bin/nvcc", "torch:cpp_ext_cuda_home": "/usr",
+                               "torch:cpp_ext_cuda_home_source": "which nvcc", "torch:cuda": "11.8",
+                               "torch:version": "2.7.1+cu118"}, ["gcc <= 11", "12.2.0"]),
+    ("ED402", Severity.ERROR, {"env.vars": {"CUDA_HOME": "/usr/local/cuda", "CC": "gcc-10", "CXX": "g++-10"},
+                               "compiler.named": [{"var": "CC", "value": "gcc-10", "name": "gcc-10", "path": None,
+                                                   "version": None},
+                                                  {"var": "CXX", "value": "g++-10", "name": "g++-10", "path": None,
+                                                   "version": None}]}, ["gcc-10", "g++-10", "not installed"]),
+    ("ED207", Severity.ERROR, {"env.vars": {}, "nvcc.path": "/usr/local/bin/nvcc",
+                               "torch:cpp_ext_cuda_home": "/usr/local", "torch:cpp_ext_cuda_home_source": "which nvcc",
+                               "cuda.linker_cudart": dict(DISTRO_CUDART)},
+     ["13.0.88", "libcudart.so", "11.8.89", "CUDA 11 runtime"]),
+    ("ED208", Severity.ERROR, {"toolkits": [dict(CUDA13, missing_headers=NO_LIB_HEADERS), dict(DISTRO118),
+                                            dict(PIP13)],
+                               "cuda.system_headers": {h: "/usr/include" for h in NO_LIB_HEADERS}},
+     ["cublas_v2.h", "/usr/include", "11.8.89"]),
+    ("ED208", Severity.WARNING, {"toolkits": [dict(CUDA13, missing_headers=NO_LIB_HEADERS)]},
+     ["cusparse.h", "No such file"]),
+    ("ED508", Severity.ERROR, {"torch:cuda_available": False, "driver.present": False, "gpus": MISSING},
+     ["IndexError", "7.5;8.0;8.6;9.0;10.0;12.0+PTX"]),
+    ("ED508", Severity.WARNING, {"torch:cuda_available": False, "builds": [], "detectron2": None,
+                                 "env.vars": {"CUDA_HOME": "/usr/local/cuda", "TORCH_CUDA_ARCH_LIST": "native"}},
+     ["'native'"]),
     ("ED501", Severity.ERROR, {"env.vars": {"CUDA_HOME": "/usr/local/cuda", "TORCH_CUDA_ARCH_LIST": "6.1;8.6"}},
      ["6.1", "cannot compile"]),
     ("ED501", Severity.ERROR, {"env.vars": {"CUDA_HOME": "/usr/local/cuda", "TORCH_CUDA_ARCH_LIST": "8.0,8.6"}},
@@ -282,7 +389,7 @@ FIRES: List[tuple] = [
      ["mask2former needs torch >= 1.9", "detectron2 needs torch >= 1.8"]),
     ("ED703", Severity.ERROR, {"env.python:version": "3.6.9", "builds": []}, ["detectron2 needs Python >=3.7"]),
     ("ED704", Severity.WARNING, {"torch:cuda_available": False, "driver.present": False, "gpus": MISSING},
-     ["FORCE_CUDA=1", "TORCH_CUDA_ARCH_LIST=12.0", "No CUDA runtime is found"]),
+     ["FORCE_CUDA=1", "TORCH_CUDA_ARCH_LIST=7.5;8.0;8.6;9.0;10.0;12.0+PTX", "No CUDA runtime is found"]),
     ("ED705", Severity.ERROR, {"detectron2": dict(D2_CHECKOUT, c_has_cuda=False, c_cuda_version="not available"),
                                "toolkits": [dict(CUDA13), dict(CU13_WHEEL)]},
      ["CPU-only _C", "not compiled with GPU support", "'not available'", "CUDA 13.0"]),
@@ -301,6 +408,17 @@ SILENT: List[tuple] = [
     ("ED103", {"driver.smi": {"status": "not_found", "message": "nvidia-smi is not on PATH"},
                "driver.kernel_module_version": MISSING}),
     ("ED104", {"driver.cuda_max": "13.0"}),
+    ("ED105", {}),
+    ("ED105", dict(NO_DRIVER, **{"driver.state": dict(USER_SPACE_535, state="container_no_gpu")})),
+    ("ED106", {"driver.state": dict(DRIVER_OK, wsl=True, state="init_failed")}),
+    ("ED107", {}),
+    ("ED107", {"driver.state": dict(DRIVER_OK, container="docker")}),  # a container with its GPU
+    ("ED108", {}),
+    ("ED109", {}),
+    # nvidia-smi saw the mismatch: ED103 reports it, not ED109 again
+    ("ED109", {"driver.smi": {"status": "library_mismatch", "message": "Failed to initialize NVML: Driver/library "
+                              "version mismatch"}, "driver.state": dict(DRIVER_OK, state="library_mismatch")}),
+
     ("ED110", {"gpus": [dict(RTX3090, name="NVIDIA GeForce RTX 4090", compute_cap="8.9")]}),  # sm_86 SASS runs on 8.9
     ("ED110", {"gpus": [dict(RTX3090, compute_cap="12.1")], "torch:arch_list": ["sm_80", "compute_90"]}),  # PTX JIT
     ("ED111", {"gpus": [dict(GTX1080)], "env.vars": {"CUDA_HOME": "/usr/local/cuda", "TORCH_CUDA_ARCH_LIST": "8.6"}}),
@@ -322,10 +440,26 @@ SILENT: List[tuple] = [
     ("ED302", {}),
     ("ED303", {}),
     ("ED304", {"torchvision": {"version": "0.29.0", "cuda": 13000, "import_error": None}}),
-    ("ED401", {"compiler.host": {"path": "/usr/bin/gcc", "name": "gcc", "version": "15.1.0", "via": "default"}}),
-    ("ED401", {"compiler.host": {"path": "/usr/bin/gcc", "name": "gcc", "version": "9.4.0", "via": "default"},
+    ("ED401", {"compiler.gcc": {"path": "/usr/bin/gcc", "version": "15.1.0"}}),
+    ("ED401", {"compiler.gcc": {"path": "/usr/bin/gcc", "version": "9.4.0"},
                "toolkits": [dict(CUDA13, version="11.1.105", aliases=["/usr/local/cuda"])],
                "torch:cuda": "11.1", "torch:version": "1.9.0+cu111"}),
+    # Debian's nvcc 11.8 first on PATH with gcc 12 installed: it runs its own gcc-11 (no pin needed).
+    ("ED401", {"toolkits": [dict(DISTRO118), dict(CUDA13)], "env.vars": {}, "nvcc.path": "/usr/bin/nvcc",
+               "torch:cpp_ext_cuda_home": "/usr", "torch:cpp_ext_cuda_home_source": "which nvcc",
+               "compiler.all": [{"name": "gcc-11", "path": "/usr/bin/gcc-11", "version": "11.3.0"}]}),
+    ("ED402", {"env.vars": {"CUDA_HOME": "/usr/local/cuda", "CC": "gcc"},
+               "compiler.named": [{"var": "CC", "value": "gcc", "name": "gcc", "path": "/usr/bin/gcc",
+                                   "version": "12.2.0"}]}),
+    ("ED207", {}),
+    ("ED207", {"cuda.linker_cudart": dict(DISTRO_CUDART)}),  # CUDA_HOME has its own libcudart: that one is taken
+    ("ED208", {}),
+    ("ED208", {"toolkits": [dict(CUDA13, missing_headers=NO_LIB_HEADERS), dict(PIP13)],
+               "env.vars": {"CUDA_HOME": "/usr/local/cuda", "CPATH": f"{SITE}/nvidia/cu13/include"},
+               "cuda.system_headers": {h: f"{SITE}/nvidia/cu13/include" for h in NO_LIB_HEADERS}}),
+    ("ED508", {}),
+    ("ED508", {"torch:cuda_available": False,
+               "env.vars": {"CUDA_HOME": "/usr/local/cuda", "TORCH_CUDA_ARCH_LIST": "8.6"}}),
     ("ED501", {"env.vars": {"CUDA_HOME": "/usr/local/cuda", "TORCH_CUDA_ARCH_LIST": "7.5 8.0;8.6+PTX"}}),
     ("ED501", {"env.vars": {"CUDA_HOME": "/usr/local/cuda", "TORCH_CUDA_ARCH_LIST": "Ampere"}}),
     ("ED502", {"env.vars": {"CUDA_HOME": "/usr/local/cuda", "TORCH_CUDA_ARCH_LIST": "8.0"}}),  # 8.0 SASS runs on 8.6
@@ -396,17 +530,22 @@ def test_rule_silent(code, changes):
 def test_healthy_machine_has_no_findings_and_runs_every_rule():
     report = diagnose(make_facts())
     assert report.findings == [], [f"{f.code}: {f.message}" for f in report.findings]
-    statuses = {r.rule: r.status for r in report.results}
-    assert set(statuses) == {r.code for r in all_rules()}
+    statuses = {r.rule: r.status for r in report.results if r.rule not in DECLARED_REQUIREMENTS}
+    assert set(statuses) == {r.code for r in all_rules()} - DECLARED_REQUIREMENTS
     assert set(statuses.values()) <= {"passed", "skipped"}, statuses
     # Only what this machine does not have is skipped as not applicable.
-    skipped = {r.rule: r.detail for r in report.results if r.status == "skipped"}
-    assert set(skipped) == {"ED501", "ED502", "ED505", "ED506", "ED507"}, skipped
+    skipped = {r.rule: r.detail for r in report.results if r.status == "skipped"
+               and r.rule not in DECLARED_REQUIREMENTS}
+    assert set(skipped) == {"ED106", "ED107", "ED501", "ED502", "ED505", "ED506", "ED507", "ED508"}, skipped
     assert all(d.startswith("not applicable: ") for d in skipped.values())
 
 
+# ED8xx check a project's declared requirements; their cases are in tests/ci/test_require_rules.py.
+DECLARED_REQUIREMENTS = {r.code for r in all_rules() if r.area == "require"}
+
+
 def test_every_rule_has_a_firing_and_a_silent_case():
-    codes = {r.code for r in all_rules()}
+    codes = {r.code for r in all_rules()} - DECLARED_REQUIREMENTS
     assert codes == {c[0] for c in FIRES}
     assert codes == {c[0] for c in SILENT}
 
@@ -426,7 +565,8 @@ def test_fixable_flag_matches_the_fixes_rules_give():
 
 def test_build_blocking_rules_are_the_ones_that_break_builds():
     blocking = {r.code for r in all_rules() if r.blocks_build}
-    assert {"ED111", "ED201", "ED202", "ED203", "ED204", "ED205", "ED401", "ED501"} == blocking
+    assert {"ED111", "ED201", "ED202", "ED203", "ED204", "ED205", "ED207", "ED208", "ED401", "ED402", "ED501",
+            "ED508"} == blocking
 
 
 def _nullable_fields():
@@ -460,3 +600,15 @@ def test_no_rule_crashes_on_null_fields_or_missing_facts(nulled, dropped):
     report = diagnose(make_facts(base=values))
     crashed = [r for r in report.results if r.status == "crashed"]
     assert not crashed, crashed
+
+
+def test_compiler_pin_only_names_an_installed_compiler():
+    # gcc 16 is too new for nvcc 13.0: with gcc-15 installed the fix pins it, without it the fix is manual.
+    gcc14 = [{"name": "gcc-14", "path": "/usr/bin/gcc-14", "version": "14.2.0"},
+             {"name": "g++-14", "path": "/usr/bin/g++-14", "version": "14.2.0"}]
+    installed = findings_of("ED401", {"compiler.gcc": {"path": "/usr/bin/gcc", "version": "16.1.0"},
+                                      "compiler.all": gcc14})[0].fixes[0]
+    assert installed.action == "set_env" and installed.params["vars"] == {"CC": "gcc-14", "CXX": "g++-14",
+                                                                          "NVCC_CCBIN": "g++-14"}
+    absent = findings_of("ED401", {"compiler.gcc": {"path": "/usr/bin/gcc", "version": "16.1.0"}})[0].fixes[0]
+    assert absent.action is None and any("install gcc 15" in c for c in absent.commands)

@@ -100,7 +100,7 @@ def test_set_env_fix_params_and_commands():
     assert fix.action == "set_env"
     assert fix.params == {"vars": {"CUDA_HOME": "/usr/local/cuda-13.0"},
                           "path_prepend": ["/usr/local/cuda-13.0/bin"], "unset": ["CUDA_VISIBLE_DEVICES"]}
-    assert 'export PATH=/usr/local/cuda-13.0/bin:"$PATH"' in fix.commands  # extended, never frozen
+    assert 'export PATH=/usr/local/cuda-13.0/bin"${PATH:+:$PATH}"' in fix.commands  # extended, never frozen
     assert "unset CUDA_VISIBLE_DEVICES" in fix.commands
 
 
@@ -112,9 +112,9 @@ def _run(lines, env, show):
 
 
 @settings(max_examples=60, deadline=None)
-@given(st.text(alphabet=st.characters(blacklist_categories=("Cs",), blacklist_characters="\x00"), max_size=40))
+@given(st.text(alphabet=st.characters(blacklist_categories=("Cs",), blacklist_characters="\x00\n\r"), max_size=40))
 def test_exported_values_reach_the_shell_verbatim(value):
-    """Values are shell-quoted: `$(...)`, quotes, `;` or newlines in them are never run."""
+    """Values are shell-quoted: `$(...)`, quotes or `;` in them are never run."""
     lines = h.export_lines({"ED_VALUE": value})
     out = _run(lines, {"PATH": "/usr/bin:/bin"}, 'printf "%s" "$ED_VALUE"')
     assert out == value
@@ -125,3 +125,24 @@ def test_ld_library_path_entry_is_removed_and_others_kept():
     out = _run(lines, {"PATH": "/usr/bin:/bin", "LD_LIBRARY_PATH": "/a:/usr/local/cuda/lib64:/b c"},
                'printf "%s" "$LD_LIBRARY_PATH"')
     assert out == "/a:/b c"
+
+
+def test_line_breaks_are_refused_not_rendered():
+    # The rc block cannot hold them safely: the renderer refuses, and a finding's fix applies nothing.
+    from envdoctor.fix.settings import SettingsError
+
+    with pytest.raises(SettingsError):
+        h.export_lines({"ED_VALUE": "a\nb"})
+    fix = h.set_env_fix("s", {"ED_VALUE": "a\rb"})
+    assert fix.action is None and not fix.commands and "cannot write" in fix.summary
+
+
+def test_finding_lines_are_the_lines_fix_writes():
+    from envdoctor.fix import settings as settings_mod
+
+    fix = h.set_env_fix("s", {"CUDA_HOME": "/opt/cuda 13", "TORCH_CUDA_ARCH_LIST": "8.0;9.0+PTX"},
+                        path_prepend=["/opt/cuda 13/bin"], unset=["CC"])
+    merged = settings_mod.EnvSettings()
+    settings_mod.merge("ED203", fix.params, merged)
+    block = settings_mod.render_block(merged).decode().splitlines()
+    assert list(fix.commands) == block[2:-1]  # between the markers and the header: byte for byte

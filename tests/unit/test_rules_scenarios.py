@@ -59,15 +59,18 @@ def test_this_machine_cuda_home_guess_is_broken():
     set_env = [f for f in finding.fixes if f.action == "set_env"]
     assert set_env and set_env[0].params["vars"] == {"CUDA_HOME": "/usr/local/cuda-13.0"}
     assert "export CUDA_HOME=/usr/local/cuda-13.0" in set_env[0].commands
-    # No GPU and no driver on a CUDA torch is information, not an error.
-    assert [f.code for f in report.findings if f.severity == Severity.ERROR] == ["ED203"]
+    # No GPU and no driver on a CUDA torch is information, not an error; but with no GPU to detect,
+    # the extension builds this machine does need TORCH_CUDA_ARCH_LIST (ED508).
+    assert [f.code for f in report.findings if f.severity == Severity.ERROR] == ["ED203", "ED508"]
+    assert "IndexError" in found["ED508"][0].message
     assert all(f.severity == Severity.INFO for f in found.get("ED303", []))
 
 
 def test_this_machine_with_cuda_home_set_has_no_toolkit_error():
     facts = replaced(load("this_machine"), "torch", cpp_ext_cuda_home="/usr/local/cuda",
                      cpp_ext_cuda_home_source="CUDA_HOME")
-    facts.add(Fact(key="env.vars", value={"CUDA_HOME": "/usr/local/cuda"}, source="test"))
+    facts.add(Fact(key="env.vars", value={"CUDA_HOME": "/usr/local/cuda", "TORCH_CUDA_ARCH_LIST": "9.0"},
+                   source="test"))
     report = diagnose(facts)
     no_crashes(report)
     assert [f for f in report.findings if f.area == "toolkit"] == []
@@ -186,7 +189,7 @@ def test_hanging_nvidia_smi_is_a_warning_not_a_hang(tmp_path):
 # ---- rule metadata -----------------------------------------------------------
 
 AREAS = {"1": {"driver", "gpus"}, "2": {"toolkit"}, "3": {"torch"}, "4": {"compiler"}, "5": {"env"},
-         "6": {"builds"}, "7": {"detectron2"}}
+         "6": {"builds"}, "7": {"detectron2"}, "8": {"require"}}
 
 
 def test_rule_modules_load():
@@ -195,7 +198,7 @@ def test_rule_modules_load():
 
 @pytest.mark.parametrize("rule", all_rules(), ids=lambda r: r.code)
 def test_rule_metadata(rule):
-    assert re.fullmatch(r"ED[1-7]\d\d", rule.code)
+    assert re.fullmatch(r"ED[1-8]\d\d", rule.code)
     assert rule.area in AREAS[rule.code[2]]
     assert rule.title and len(rule.title) <= 60 and rule.title.strip() == rule.title
     doc_lines = [line for line in rule.doc.splitlines() if line.strip()]

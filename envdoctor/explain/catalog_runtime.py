@@ -1,0 +1,340 @@
+"""Signatures of failures at load and run time: drivers, libraries, extensions, NCCL, packages."""
+from __future__ import annotations
+
+from envdoctor.explain import fixtext as fx
+from envdoctor.explain.catalog import (ARCH_TORCH, CHECK, CONTAINER, GPU_SELECTION, PREBUILT, _TORCH_SYMBOL)
+from envdoctor.explain.signature import SYMPTOM, Alternative, Signature, phrase
+
+RUNTIME = (    Signature(
+        "cudnn-mismatch", "cudnn_mismatch",
+        (phrase("cudnn version", r"cuDNN version (?:incompatibility|mismatch)[^\n]{0,200}"),),
+        "A different cuDNN than the one torch was built with is loaded, usually from LD_LIBRARY_PATH or a system "
+        "install.",
+        "Let torch load its own cuDNN: remove the foreign cuDNN directory from LD_LIBRARY_PATH (`echo "
+        "$LD_LIBRARY_PATH`), or install the cuDNN version torch expects. " + CHECK,
+        must_fire=("RuntimeError: cuDNN version incompatibility: PyTorch was compiled  against (8, 5, 0) but found "
+                   "runtime version (8, 3, 3).",),
+        must_not_fire=("cuDNN version: 8.9.2",)),
+    Signature(
+        "nvml-mismatch", "driver_library_mismatch",
+        (phrase("driver/library version mismatch", r"Driver/library version mismatch()"),),
+        "The NVIDIA user-space libraries were updated (often by unattended upgrades) while the old kernel module "
+        "is still loaded.",
+        "Reboot, or unload and reload the nvidia kernel modules (`sudo rmmod nvidia_uvm nvidia_drm nvidia_modeset "
+        "nvidia`); pin the driver packages so upgrades do not repeat it.",
+        must_fire=("Failed to initialize NVML: Driver/library version mismatch",
+                   "Failed to initialize NVML: Driver/Library version mismatch"),
+        must_not_fire=("NVML library version: 550.144",)),
+    Signature(
+        "driver-too-old", "driver_too_old",
+        (phrase("driver version is insufficient", r"driver version is insufficient(?: for CUDA runtime version)?()"),
+         phrase("cudaerrorinsufficientdriver", r"cudaErrorInsufficientDriver()"),
+         phrase("driver on your system is too old", r"The NVIDIA driver on your system is too old()")),
+        "The NVIDIA driver is older than the CUDA runtime this program was built with needs.", fx.driver_fix,
+        confidence=0.7, alternatives=(CONTAINER,),
+        must_fire=("RuntimeError: cuda runtime error (35) : CUDA driver version is insufficient for CUDA runtime "
+                   "version at /opt/conda/THCGeneral.cpp:70",
+                   "CUDA error: 35 (0x23) cudaErrorInsufficientDriver"),
+        must_not_fire=("CUDA Driver Version / Runtime Version          12.2 / 12.1",)),
+    Signature(
+        "driver-not-loaded", "driver_not_loaded",
+        (phrase("communicate with the nvidia driver", r"couldn.?t communicate with the NVIDIA driver()"),
+         phrase("module nvidia not found", r"Module nvidia(?:-uvm)? not found()"),
+         phrase("nvrm:", r"^[^\n]*NVRM:[^\n]*(?:failed|not|mismatch|unable|error)[^\n]*()"),
+         phrase("kernel driver does not appear", r"kernel driver does not appear to be running()"),
+         phrase("libcuda.so.1", r"libcuda\.so\.1: cannot open shared object file()|ImportError: libcuda\.so\.1\s*$()")),
+        "The NVIDIA kernel driver is not loaded for the running kernel (a kernel update without a reboot or a DKMS "
+        "rebuild, or nouveau holding the GPU).",
+        "Reboot; if that does not help, reinstall the driver for the running kernel (`sudo dkms autoinstall` or "
+        "the distribution's driver package) and check `lsmod | grep nvidia`.",
+        confidence=0.75, alternatives=(CONTAINER,),
+        must_fire=("NVIDIA-SMI has failed because it couldn't communicate with the NVIDIA driver.",
+                   "modprobe: FATAL: Module nvidia not found."),
+        must_not_fire=("NVIDIA-SMI 535.54.03   Driver Version: 535.54.03",)),
+    Signature(
+        "no-cuda-device", "driver_not_loaded",
+        (phrase("no cuda-capable device is detected", r"no CUDA-capable device is detected()"),
+         phrase("cuda_error_no_device", r"CUDA_ERROR_NO_DEVICE()")),
+        "CUDA sees no GPU: the kernel driver is not loaded (kernel update without reboot), or no GPU is visible "
+        "to this process.",
+        "Check `nvidia-smi` and `lsmod | grep nvidia`; reboot or reinstall the driver for the running kernel. If "
+        "nvidia-smi works, check CUDA_VISIBLE_DEVICES.",
+        confidence=0.6, strength=SYMPTOM, alternatives=(GPU_SELECTION, CONTAINER),
+        must_fire=("cudaGetDeviceCount returned 38\n-> no CUDA-capable device is detected",),
+        must_not_fire=("Detected 1 CUDA Capable device(s)",)),
+    Signature(
+        "no-gpus-available", "gpu_selection",
+        (phrase("no cuda gpus are available", r"No CUDA GPUs are available()"),),
+        "torch found a working driver but zero GPUs: CUDA_VISIBLE_DEVICES (often set inside the script or its "
+        "launcher, e.g. `os.environ[\"CUDA_VISIBLE_DEVICES\"] = \"1\"`) or a GPU-id option selects GPUs that "
+        "do not exist here.",
+        "Look for CUDA_VISIBLE_DEVICES / gpu_id / --gpus in the script, its config and launcher; use existing "
+        "indices (`nvidia-smi -L` lists them, `0` on a one-GPU machine) or remove the setting.",
+        confidence=0.6, strength=SYMPTOM,
+        alternatives=(Alternative(
+            "driver_not_loaded", 0.3, "No GPU is visible to this process at all (driver not loaded, or a "
+            "container without GPU access).", "Check `nvidia-smi`; reboot or reinstall the driver, or start the "
+            "container with `--gpus all`."),),
+        must_fire=("RuntimeError: No CUDA GPUs are available",),
+        must_not_fire=("CUDA GPUs available: 2",)),
+    Signature(
+        "no-driver-found", "driver_not_loaded",
+        (phrase("found no nvidia driver on your system", r"Found no NVIDIA driver on your system()"),),
+        "torch finds no NVIDIA driver: none is installed or its kernel module is not loaded (or this container has "
+        "no GPU access).",
+        "Check `nvidia-smi`: install the driver, reboot after a kernel update, or start the container with "
+        "`--gpus all`.", confidence=0.7, alternatives=(CONTAINER,),
+        must_fire=("AssertionError: Found no NVIDIA driver on your system. Please check that you have an NVIDIA GPU "
+                   "and installed a driver",),
+        must_not_fire=("NVIDIA driver 550 found",)),
+    Signature(
+        "invalid-ordinal", "gpu_selection",
+        (phrase("invalid device ordinal", r"invalid device ordinal()"),
+         phrase("cudaerrorinvaliddevice", r"cudaErrorInvalidDevice\b()")),
+        "The code, its config or CUDA_VISIBLE_DEVICES asks for a GPU index that does not exist here (e.g. cuda:1 "
+        "on a one-GPU machine, or more ranks than GPUs).",
+        "Use an existing index (`cuda:0`), fix the GPU list in the config, start no more processes than GPUs "
+        "(`--nproc_per_node`), or fix CUDA_VISIBLE_DEVICES; `nvidia-smi -L` lists the GPUs.",
+        must_fire=("RuntimeError: CUDA error: invalid device ordinal",
+                   "RuntimeError: CUDA error (10): invalid device ordinal"),
+        must_not_fire=("device ordinal 0 selected",)),
+    Signature(
+        "torch-arch", "torch_arch_unsupported",
+        (phrase("is not compatible with the current pytorch", r"CUDA capability (sm_\d+) is not compatible with the "
+                r"current PyTorch installation"),
+         phrase("pytorch no longer supports this gpu", r"cuda capability (\d\.\d)\. PyTorch no longer supports this "
+                r"GPU")),
+        "This torch build has no kernels for the GPU's architecture {g0}.", fx.torch_arch_fix,
+        explains=("no_kernel_image_for_gpu",), any_role=True,
+        must_fire=("UserWarning: NVIDIA RTX A6000 with CUDA capability sm_86 is not compatible with the current "
+                   "PyTorch installation.",),
+        must_not_fire=("The current PyTorch install supports CUDA capabilities sm_50 sm_60 sm_70 sm_80 sm_86.",)),
+    Signature(
+        "no-kernel-image", "no_kernel_image_for_gpu",
+        (phrase("no kernel image is available", r"no kernel image is available for execution on the device()"),
+         phrase("cudaerrornokernelimagefordevice", r"cudaErrorNoKernelImageForDevice()"),
+         phrase("invalid device function", r"invalid device function()")),
+        "A compiled CUDA library in use (an extension, or torch) has no code for this GPU's architecture.",
+        fx.no_kernel_fix, confidence=0.8, strength=SYMPTOM, alternatives=(ARCH_TORCH,),
+        must_fire=("RuntimeError: CUDA error: no kernel image is available for execution on the device",),
+        must_not_fire=("kernel image size: 12 MB",)),
+    Signature(
+        "torch-cpu-only", "torch_cpu_only",
+        (phrase("torch not compiled with cuda enabled", r"Torch not compiled with CUDA enabled()"),),
+        "The installed torch is a CPU-only build.", fx.cpu_only_fix,
+        must_fire=("AssertionError: Torch not compiled with CUDA enabled",),
+        must_not_fire=("RuntimeError: Not compiled with GPU support",)),
+    Signature(
+        "ext-without-cuda", "ext_built_without_cuda",
+        (phrase("not compiled with gpu support", r"(?:Detectron2 is )?not compiled with GPU support()"),
+         phrase("cuda compiler", r"CUDA compiler\s+not available()"),
+         phrase("compiled without cuda", r"(?:compiled|built) without CUDA (?:support)?()"),
+         phrase("without cuda", r"Compiling ([\w.]+) without CUDA()")),
+        "The extension (detectron2's _C or a project's ops) was compiled without CUDA: no nvcc / CUDA_HOME, or no "
+        "GPU visible at build time, so its GPU kernels are missing.", fx.without_cuda_fix,
+        must_fire=("RuntimeError: Not compiled with GPU support (ROIAlign_forward at /d2/ROIAlign.h:73)",
+                   "RuntimeError: Detectron2 is not compiled with GPU support!"),
+        must_not_fire=("AssertionError: Torch not compiled with CUDA enabled",)),
+    Signature(
+        "torch-abi", "stale_build_abi",
+        (phrase("undefined symbol", r"undefined symbol:\s*(" + _TORCH_SYMBOL + r"\w*|THP\w+)"),),
+        "The compiled extension was built against a different libtorch than the one imported (a stale build or "
+        "egg, torch upgraded afterwards, or a prebuilt package for another torch): it needs {g0}.",
+        "Remove the old build (build/, *.so, the installed egg) and rebuild against the current torch, or install "
+        "the torch version the prebuilt package was made for.",
+        alternatives=(PREBUILT,),
+        must_fire=("ImportError: /x/_C.so: undefined symbol: _ZN3c105ErrorC1ENS_14SourceLocationERKSs",
+                   "undefined symbol: _zn2at19undefinedtensorimpl10_singletone"),
+        must_not_fire=("undefined symbol: ms_deform_attn_cuda_forward", "undefined reference to `main'")),
+    Signature(
+        "own-cuda-symbol", "ext_built_without_cuda",
+        (phrase("undefined symbol", r"undefined symbol:\s*(?!" + _TORCH_SYMBOL + r")(\w*cuda\w*)"),),
+        "The library lacks its own CUDA function {g0}: it was built partly, or without CUDA.",
+        "Remove the build/ directory and the installed .so, then rebuild with CUDA visible (`FORCE_CUDA=1`, "
+        "CUDA_HOME set).", confidence=0.35, strength=SYMPTOM,
+        must_fire=("ImportError: /x/MultiScaleDeformableAttention.so: undefined symbol: "
+                   "_Z27ms_deform_attn_cuda_forwardRKN2at6TensorE",),
+        must_not_fire=("undefined symbol: _ZN3c1015SmallVectorBase6grow_podEPvmm",)),
+    Signature(
+        "own-symbol", "ext_not_built",
+        (phrase("undefined symbol", r"undefined symbol:\s*(?!" + _TORCH_SYMBOL + r"|THP)(?!\w*cuda)(\w+)"),),
+        "The library lacks its own function {g0}: an incomplete or interrupted build.",
+        "Remove the build/ directory and the installed .so, then build again in this environment.",
+        confidence=0.3, strength=SYMPTOM,
+        must_fire=("ImportError: /x/_ext.so: undefined symbol: _Z9nms_wrapperv",),
+        must_not_fire=("undefined symbol: _ZNK2at6Tensor4itemEv", "undefined symbol: _Z12roi_cuda_fwdv")),
+    Signature(
+        "ext-module-missing", "ext_not_built",
+        (phrase("no module named", r"No module named\s*['\"]?(MultiScaleDeformableAttention|"
+                r"[\w.]*?(?:\._C|\._ext|_ext|_cuda|_cpp|_cuda_ext|_C))\b['\"]?"),
+         phrase("please compile", r"Please compile (MultiScaleDeformableAttention) CUDA op"),
+         phrase("cannot import name", r"cannot import name\s*['\"]?(_C|_ext|\w*_cuda\w*)['\"]?(?:\s+from\s+['\"]?"
+                r"([\w.]+))?"),
+         phrase("multiscaledeformableattention", r"import (MultiScaleDeformableAttention)[^\n]{0,40}(?:这个报错|"
+                r"没有这个模块|报错)"),
+         # A package that imports its compiled _C inside try/except and fails at the first call.
+         phrase("name '_c' is not defined", r"NameError: name '(_C)' is not defined")),
+        "The compiled extension {g0} was never built or installed in this environment (or a source checkout "
+        "shadows the installed package).",
+        lambda ctx: fx.msda_fix(ctx) if "multiscaledeformable" in (ctx.group(0) or ctx.line).lower() else
+        ("Install the package's compiled ops: for mmcv, `pip install mmcv-full` (or mmcv>=2 built with ops) from "
+         "the index matching your torch and CUDA; for detectron2 and other projects, build them in this "
+         "environment (`pip install -e .` with CUDA_HOME set), and do not run from a directory that shadows the "
+         "installed package." if "mmcv" in (ctx.group(0) or "") else
+         "Build the project's compiled extension in this environment (`python setup.py build develop` or "
+         "`pip install -e .` in its checkout, with CUDA_HOME set), and do not run from a directory that shadows "
+         "the installed package."),
+        alternatives=(PREBUILT,),
+        must_fire=("ModuleNotFoundError: No module named 'MultiScaleDeformableAttention'",
+                   "ModuleNotFoundError: No module named 'mmcv._ext'",
+                   "ImportError: cannot import name '_C' from 'detectron2'",
+                   "ImportError: cannot import name _C"),
+        must_not_fire=("ModuleNotFoundError: No module named 'timm'",)),
+    Signature(
+        "d2-collect-env", "ext_not_built",
+        (phrase("detectron2._c", r"detectron2\._C\s+(?:failed to import|not built correctly)()"),),
+        "detectron2's compiled _C does not load (its collect_env says so): it was not built, or built for another "
+        "torch.",
+        "Rebuild detectron2 against the current torch: `pip uninstall -y detectron2`, remove its build/ dir, then "
+        "`pip install -e .` in the checkout (with CUDA_HOME set for GPU ops).", confidence=0.6,
+        must_fire=("detectron2._C                    not built correctly: No module named 'detectron2._C'",),
+        must_not_fire=("detectron2                       0.6 @/d2/detectron2",)),
+    Signature(
+        "glibcxx", "libstdcxx_mismatch",
+        (phrase("glibcxx_", r"((?:GLIBCXX)_[\d.]+)'?\s*not found"),
+         phrase("cxxabi_", r"((?:CXXABI)_[\d.]+)'?\s*not found")),
+        "The libstdc++ the loader picks is older than the one the binary was built with: {g0} is missing.",
+        fx.libstdcxx_fix,
+        must_fire=("ImportError: /usr/lib/x86_64-linux-gnu/libstdc++.so.6: version `GLIBCXX_3.4.29' not found "
+                   "(required by /opt/conda/envs/py38/lib/python3.8/site-packages/scipy/_ckdtree.so)",),
+        must_not_fire=("version `GLIBC_2.34' not found",)),
+    Signature(
+        "cuda-lib-missing", "missing_runtime_lib",
+        (phrase("cannot open shared object file", r"(lib(?:cudart|cudnn\w*|cublas\w*|cufft\w*|curand|cusparse\w*|"
+                r"cusolver\w*|nvrtc\w*|nccl|nvJitLink|nvToolsExt|cupti|nvinfer\w*)\.so(?:\.[\d.]+)?): cannot open "
+                r"shared object file"),
+         phrase(".dll", r"(?:Could not find module|cannot load|找不到指定的模块)[^\n]{0,200}?((?:cudart|cudnn|cublas"
+                r"\w*|nvrtc|cufft)\w*\.dll)")),
+        "{g0} is not on the loader path: that CUDA library (of that major version) is not installed, or not where "
+        "the loader looks.",
+        "Install the CUDA runtime of that version (pip `nvidia-*-cu12`/`-cu11` wheels, conda, or the toolkit) or add "
+        "its lib directory to LD_LIBRARY_PATH; if a package was built for another CUDA, install its build for "
+        "yours. " + CHECK,
+        confidence=0.7, alternatives=(PREBUILT,),
+        must_fire=("ImportError: libcudart.so.11.0: cannot open shared object file: No such file or directory",),
+        must_not_fire=("libnccl-net.so: cannot open shared object file",
+                       "OSError: libGL.so.1: cannot open shared object file: No such file or directory")),
+    Signature(
+        "nccl-shm", "nccl",
+        (phrase("shared memory segment", r"(?:Error while )?creat\w+ shared memory segment[^\n]{0,120}"),
+         phrase("posix_fallocate", r"posix_fallocate failed[^\n]{0,80}"),
+         phrase("shm_open", r"shm_open failed[^\n]{0,80}"),
+         phrase("/dev/shm", r"NCCL WARN[^\n]*/dev/shm[^\n]*")),
+        "NCCL could not create its shared-memory transport: /dev/shm is too small (docker's default is 64 MB), not "
+        "writable, or isolated in a container.",
+        "In docker run with `--ipc=host` or `--shm-size=8g`; check `df -h /dev/shm` and its permissions "
+        "(`chmod 1777 /dev/shm`); or set `NCCL_SHM_DISABLE=1`. `NCCL_DEBUG=INFO` shows the failing step.",
+        explains=("nccl",),
+        must_fire=("include/shm.h:28 NCCL WARN Call to posix_fallocate failed: No space left on device",
+                   "include/shm.h:48 Error while creating shared memory segment nccl-shm-recv-x (size 9637888)"),
+        must_not_fire=("NCCL INFO Channel 00 : 0[1000] -> 1[2000] via P2P/IPC",)),
+    Signature(
+        "nccl-socket", "nccl",
+        (phrase("no socket interface found", r"no socket interface found()"),
+         phrase("ncclremoteerror", r"ncclRemoteError()"),
+         phrase("remote process exited or there was a network error", r"remote process exited or there was a "
+                r"network error()"),
+         phrase("socket", r"NCCL WARN[^\n]*(?:socket|connect|Connection refused|Net :)[^\n]*()"),
+         phrase("nccl_socket_ifname", r"NCCL_SOCKET_IFNAME[^\n]*(?:not found|no interface|invalid)()")),
+        "NCCL could not set up its network transport: no usable network interface, or the peers cannot reach each "
+        "other (firewall, wrong interface).",
+        "Pick the interface the nodes share: `export NCCL_SOCKET_IFNAME=eth0` (see `ip addr`), check that the "
+        "ports are open between nodes, or `NCCL_IB_DISABLE=1` without InfiniBand. `NCCL_DEBUG=INFO` shows the "
+        "failing step.",
+        must_fire=("NCCL WARN Bootstrap : no socket interface found",
+                   "misc/socket.cc:456 NCCL WARN Net : Call to connect returned Connection refused"),
+        must_not_fire=("NCCL INFO NET/Socket : Using [0]eth0:172.17.0.3<0>",)),
+    Signature(
+        "nccl-system", "nccl",
+        (phrase("unhandled system error", r"unhandled system error()"),
+         phrase("ncclsystemerror", r"ncclSystemError()"),
+         phrase("ncclunhandledcudaerror", r"ncclUnhandledCudaError()")),
+        "NCCL failed with a system error while setting up communication, most often shared memory (/dev/shm) in a "
+        "container, sometimes the network.",
+        "In docker run with `--ipc=host` or `--shm-size=8g`; otherwise rerun with `NCCL_DEBUG=INFO` to see "
+        "whether shared memory or a socket failed, and try `NCCL_SHM_DISABLE=1` / `NCCL_SOCKET_IFNAME=<iface>`.",
+        confidence=0.75, strength=SYMPTOM,
+        must_fire=("RuntimeError: NCCL error in: ProcessGroupNCCL.cpp:290, unhandled system error",
+                   "NCCL error：unhandled system error"),
+        must_not_fire=("NCCL version 2.21.5+cuda12.4",)),
+    Signature(
+        "mmcv-range", "package_version_incompatible",
+        (phrase("is used but incompatible", r"(MMCV|MMEngine|MMDet\w*|mmcv)==([\w.+]+) is used but incompatible"
+                r"[^\n]{0,120}"),),
+        "The installed {g0} {g1} is outside the version range this OpenMMLab package accepts.",
+        "Install a {g0} version inside the range the error names (mmcv-full builds must also match your torch and "
+        "CUDA: https://download.openmmlab.com/mmcv/dist/cuXXX/torchX.Y/index.html), or a downstream package "
+        "version that accepts {g1}.",
+        must_fire=("AssertionError: MMCV==1.7.2 is used but incompatible. Please install mmcv>=1.3.17, <=1.5.0.",),
+        must_not_fire=("mmcv 1.7.2 installed",)),
+    Signature(
+        "cmake-cuda-version", "multiple_cuda_toolkits",
+        (phrase("could not find cuda: found unsuitable version", r"Could NOT find CUDA: Found unsuitable version "
+                r"\"?([\d.]+)\"?()"),),
+        "CMake found a CUDA toolkit of the wrong version ({g0}) first: several toolkits are installed and the "
+        "default one (/usr/local/cuda, PATH) is not the intended one.",
+        "Point the build at the intended toolkit: `-DCUDA_TOOLKIT_ROOT_DIR=/usr/local/cuda-X.Y` (or CUDAToolkit_ROOT) "
+        "and `export PATH=/usr/local/cuda-X.Y/bin:$PATH`; `ls -d /usr/local/cuda*` lists them.",
+        must_fire=("  Could NOT find CUDA: Found unsuitable version \"6.0\", but required is at\n  least \"6.5\"",),
+        must_not_fire=("-- Could NOT find CUDNN (missing: CUDNN_LIBRARY)",)),
+    Signature(
+        "container-toolkit", "container_gpu_not_exposed",
+        (phrase("nvidia-container-cli", r"nvidia-container-cli: (?:initialization|mount|detection) error()"),
+         phrase("could not select device driver", r"could not select device driver \"?\"? with capabilities: "
+                r"\[\[gpu\]\]()"),
+         phrase("failed to initialize nvml: unknown error", r"Failed to initialize NVML: Unknown Error()")),
+        "The container runtime cannot give this container the GPU: the NVIDIA container toolkit is missing or "
+        "broken on the host (or the container lost its device access).",
+        "Install and configure the NVIDIA container toolkit on the host (`nvidia-ctk runtime configure --runtime="
+        "docker`, restart docker), then start the container with `--gpus all`.",
+        confidence=0.75,
+        must_fire=("docker: Error response from daemon: could not select device driver \"\" with capabilities: "
+                   "[[gpu]].",),
+        must_not_fire=("nvidia-container-toolkit 1.14.3-1 installed",)),
+    Signature(
+        "no-arch-list", "other",
+        (phrase("+ptx", r"arch_list\[-1\] \+= '\+PTX'()"),),
+        "torch's extension builder found no GPU to build for (none visible at build time: a build machine or "
+        "container without GPU access, or no working driver) and TORCH_CUDA_ARCH_LIST is not set, so its list of "
+        "architectures is empty.",
+        lambda ctx: ("Name the GPU architectures to build for: " + fx.arch_list_hint(ctx) + " (several: "
+                     "\"8.0;8.6;9.0\"), then build again; the build itself needs no GPU."),
+        must_fire=("    arch_list[-1] += '+PTX'\n    ~~~~~~~~~^^^^\nIndexError: list index out of range",),
+        must_not_fire=("IndexError: list index out of range",)),
+    Signature(
+        "extra-compile-args-cxx", "other",
+        (phrase("extra_postargs['cxx']", r"extra_postargs\['cxx'\]()"),
+         phrase("keyerror: 'cxx'", r"KeyError: 'cxx'()")),
+        "The setup.py gives extra_compile_args without a 'cxx' entry (only 'nvcc'); torch's ninja builder reads "
+        "both.",
+        "Add `\"cxx\": []` next to `\"nvcc\": [...]` in extra_compile_args in setup.py, then build again.",
+        must_fire=("    post_cflags = extra_postargs['cxx']\nKeyError: 'cxx'",),
+        must_not_fire=("extra_compile_args={'cxx': ['-O2'], 'nvcc': ['-O2']}",)),
+    Signature(
+        "build-ninja", "other",
+        (phrase("build.ninja", r"No such file or directory:\s*'?[^'\n]*build\.ninja()"),),
+        "setuptools/ninja could not create or read the build directory's build.ninja (the build directory was "
+        "not created, an earlier step failed, or the directory is not writable).",
+        "Look for the first error above this line; remove the build/ dir and build again (a newer torch creates "
+        "the directory itself).",
+        must_fire=("error: [Errno 2] No such file or directory: '/x/build/temp.linux-x86_64-3.8/build.ninja'",),
+        must_not_fire=("ninja: error: loading 'build.ninja': No such file or directory in /tmp",)),
+    Signature(
+        "ninja-missing", "other",
+        (phrase("ninja", r"No such file or directory: 'ninja'|Ninja is required to load C\+\+ extensions()"),),
+        "The ninja build tool is not installed, and torch's extension builder needs it.",
+        "`pip install ninja` in the same environment (or build with `use_ninja=False`).",
+        must_fire=("FileNotFoundError: [Errno 2] No such file or directory: 'ninja': 'ninja'",
+                   "RuntimeError: Ninja is required to load C++ extensions"),
+        must_not_fire=("[3/10] ninja build step",)),
+)
