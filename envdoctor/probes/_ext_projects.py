@@ -215,9 +215,14 @@ def _swallows(handler: ast.ExceptHandler) -> Optional[str]:
     return f"except {', '.join(broad)}" if broad else None
 
 
-def _parse_if(path: str, words: Set[str]) -> Optional[ast.Module]:
+def _parse_if(path: str, words: Set[str], line_needs: Optional[str] = None) -> Optional[ast.Module]:
+    """The syntax tree of ``path`` when its text can matter: a line holding one of ``words`` (and
+    ``line_needs``, e.g. "import"). Cheap text tests first: parsing is the cost."""
     text = _read(path)
-    if not text or not any(re.search(r"\b" + re.escape(w) + r"\b", text) for w in words):
+    if not text or not any(w in text for w in words):
+        return None
+    if not any((line_needs is None or line_needs in line) and any(w in line for w in words)
+               for line in text.splitlines()):
         return None
     try:
         return ast.parse(text)
@@ -236,7 +241,7 @@ def analyse_wrappers(py_files: Iterable[str], module: str) -> Dict[str, Any]:
     last = module.rsplit(".", 1)[-1]
     wrappers, calls, names = [], [], set()
     for path in py_files:
-        tree = _parse_if(path, {last})
+        tree = _parse_if(path, {last}, "import")
         aliases = _aliases(tree, module) if tree is not None else set()
         if not aliases:
             continue
@@ -247,7 +252,7 @@ def analyse_wrappers(py_files: Iterable[str], module: str) -> Dict[str, Any]:
         names |= aliases | _defs_using(tree, aliases)
     fallbacks = []
     for path in py_files if names else ():
-        tree = _parse_if(path, names)
+        tree = _parse_if(path, names) if "except" in _read(path) else None
         for node in ast.walk(tree) if tree is not None else ():
             if not isinstance(node, ast.Try):
                 continue
