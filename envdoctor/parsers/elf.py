@@ -135,4 +135,3 @@ def cuda_from_needed(needed: List[str]) -> Dict[str, Optional[object]]:
     is_cuda = cuda is not None or any(n.startswith(("libc10_cuda", "libtorch_cuda", "libcuda.so")) for n in needed)
     return {"cuda": cuda, "is_cuda": is_cuda,
             "links_torch": any(n.startswith(("libc10", "libtorch")) for n in needed)}
-
