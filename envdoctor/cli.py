@@ -27,6 +27,7 @@ LAZY_COMMANDS: Dict[str, Tuple[str, str]] = {
     "explain": ("envdoctor.cli_explain", "explain_command"),
     "require": ("envdoctor.cli_require", "require_command"),
     "diff": ("envdoctor.cli_diff", "diff_command"),
+    "fleet": ("envdoctor.cli_fleet", "fleet_command"),
 }
 
 

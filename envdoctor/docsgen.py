@@ -53,9 +53,20 @@ def code_pages() -> Dict[str, str]:
             "", rule.doc.strip(), "",
             "Skip it with `envdoctor check --skip " + rule.code + "`.", "",
         ])
+    from envdoctor.fleet.codes import FLEET_CODES
+
+    for fc in FLEET_CODES.values():
+        pages[f"{fc.code}.md"] = "\n".join([
+            f"# {fc.code}: {fc.title}", "",
+            "- Area: fleet (raised by `envdoctor fleet`, across the ranks of a distributed job)",
+            f"- Severity: {fc.severity.value}",
+            "", fc.doc.strip(), "",
+            "See [the fleet guide](../fleet.md).", "",
+        ])
     index = ["# Finding codes", "", "Codes are stable and never reused.", "", "| code | area | title |",
              "|---|---|---|"]
     index += [f"| [{r.code}]({r.code}.md) | {r.area} | {r.title} |" for r in all_rules()]
+    index += [f"| [{c.code}]({c.code}.md) | fleet | {c.title} |" for c in FLEET_CODES.values()]
     pages["README.md"] = "\n".join(index) + "\n"
     return pages
 

@@ -22,6 +22,7 @@ DATA_FILES: Tuple[str, ...] = (
     "torch_builds",
     "detectron2",
     "cudnn",
+    "fleet_bandwidth",
 )
 
 

@@ -93,3 +93,18 @@ def _call_target(line: str, variables: Dict[str, str]) -> Optional[str]:
     if target.startswith("/") and target.rstrip("/").split("/")[-1] == "nvcc":
         return target
     return None
+
+
+def ccbin_from_flags(flags: str) -> Optional[str]:
+    """The compiler ``-ccbin X`` / ``--compiler-bindir=X`` names in a flag string (NVCC_PREPEND_FLAGS)."""
+    try:
+        words = shlex.split(flags)
+    except ValueError:
+        words = flags.split()
+    for i, word in enumerate(words):
+        for option in ("-ccbin", "--compiler-bindir"):
+            if word == option and i + 1 < len(words):
+                return words[i + 1]
+            if word.startswith(option + "="):
+                return word.split("=", 1)[1]
+    return None

@@ -13,6 +13,7 @@ import shlex
 from typing import Dict, List, Optional, Tuple
 
 from envdoctor.model import Fact
+from envdoctor.parsers.nvcc import ccbin_from_flags
 from envdoctor.parsers.versions import parse_compiler_version
 from envdoctor.probes.base import Probe, ProbeContext
 
@@ -70,25 +71,11 @@ def _resolve(ctx: ProbeContext, value: str) -> Tuple[Optional[str], str]:
     return ctx.which(name), name
 
 
-def _ccbin_from_flags(flags: str) -> Optional[str]:
-    try:
-        words = shlex.split(flags)
-    except ValueError:
-        words = flags.split()
-    for i, word in enumerate(words):
-        for option in ("-ccbin", "--compiler-bindir"):
-            if word == option and i + 1 < len(words):
-                return words[i + 1]
-            if word.startswith(option + "="):
-                return word.split("=", 1)[1]
-    return None
-
-
 def _host_choice(ctx: ProbeContext) -> Tuple[str, str]:
     """(value naming the compiler, via)."""
     if ctx.env.get("CC"):
         return ctx.env["CC"], "CC"
-    flagged = _ccbin_from_flags(ctx.env.get("NVCC_PREPEND_FLAGS", ""))
+    flagged = ccbin_from_flags(ctx.env.get("NVCC_PREPEND_FLAGS", ""))
     if flagged:
         return flagged, "NVCC_PREPEND_FLAGS"
     if ctx.env.get("NVCC_CCBIN"):
@@ -131,7 +118,7 @@ def _named(ctx: ProbeContext, versions: _Versions) -> Fact:
     """The compilers the environment names (CC, CXX, NVCC_CCBIN, -ccbin): do they exist?"""
     named = []
     choices = [(var, ctx.env.get(var)) for var in ("CC", "CXX", "NVCC_CCBIN")]
-    choices.append(("NVCC_PREPEND_FLAGS", _ccbin_from_flags(ctx.env.get("NVCC_PREPEND_FLAGS", ""))))
+    choices.append(("NVCC_PREPEND_FLAGS", ccbin_from_flags(ctx.env.get("NVCC_PREPEND_FLAGS", ""))))
     for var, value in choices:
         if not value:
             continue

@@ -23,15 +23,15 @@ re-probes.
 from __future__ import annotations
 
 import posixpath
-import shlex
 from dataclasses import dataclass, field
 from typing import Any, Dict, Mapping, Optional, Tuple
 
 from envdoctor import knowledge as kb
 from envdoctor.model import FactSet
 from envdoctor.parsers import arch_list as arch_parser
-from envdoctor.rules._helpers import (build_cuda_home, cc_of, env_vars, find_toolkit, mm, norm_path,
-                                      toolkit_mm, toolkits, torch_info)
+from envdoctor.parsers.nvcc import ccbin_from_flags
+from envdoctor.rules._helpers import (build_cuda_home, cc_of, env_vars, find_toolkit, mm, norm_path, toolkit_mm,
+                                      toolkits, torch_info)
 
 LIB_HEADERS = ("cublas_v2.h", "cublasLt.h", "cusparse.h", "cusolverDn.h")
 # Facts the prediction reads (rules that use it declare these).
@@ -106,26 +106,12 @@ def _lookup(facts: FactSet, name: str, via: str) -> HostCompiler:
     return HostCompiler(name=name, via=via, kind=_kind(name))
 
 
-def _ccbin_from_flags(flags: str) -> Optional[str]:
-    try:
-        words = shlex.split(flags)
-    except ValueError:
-        words = flags.split()
-    for i, word in enumerate(words):
-        for option in ("-ccbin", "--compiler-bindir"):
-            if word == option and i + 1 < len(words):
-                return words[i + 1]
-            if word.startswith(option + "="):
-                return word.split("=", 1)[1]
-    return None
-
-
 def host_compiler(facts: FactSet, nvcc_toolkit: Optional[Mapping[str, Any]]) -> Optional[HostCompiler]:
     """The host compiler nvcc runs for a torch extension build."""
     variables = env_vars(facts)
     if variables.get("CC"):  # torch adds -ccbin $CC
         return _compiler_named(facts, "CC", variables["CC"])
-    flagged = _ccbin_from_flags(variables.get("NVCC_PREPEND_FLAGS", ""))
+    flagged = ccbin_from_flags(variables.get("NVCC_PREPEND_FLAGS", ""))
     if flagged:
         return _compiler_named(facts, "NVCC_PREPEND_FLAGS", flagged)
     if variables.get("NVCC_CCBIN"):

@@ -5,6 +5,7 @@ from envdoctor.engine import diagnose
 from envdoctor.model import Fact, FactSet, Severity
 from envdoctor.rules import all_rules
 from tests.ci.test_require import machine
+from tests.fixtures.recording import RecordingFacts
 
 
 def run(facts, **required):
@@ -135,30 +136,6 @@ def test_nccl_is_not_judged_when_torch_was_not_imported():
         ("skipped", "not applicable: torch's NCCL is known only when torch is imported (not with --quick)")]
     cpu_only = machine(torch={"version": "2.14.1+cpu", "cuda": None, "nccl": None, "cuda_available": False})
     assert list(errors(run(cpu_only, nccl=">=2.18"))) == ["ED809"]
-
-
-class RecordingFacts(FactSet):
-    """A FactSet that remembers every key a rule asks for."""
-
-    def __init__(self, facts):
-        super().__init__(facts)
-        self.read = set()
-
-    def get(self, key):
-        self.read.add(key)
-        return super().get(key)
-
-    def has(self, key):
-        self.read.add(key)
-        return super().has(key)
-
-    def value(self, key, default=None):
-        self.read.add(key)
-        return super().value(key, default)
-
-    def __contains__(self, key):
-        self.read.add(key)
-        return super().__contains__(key)
 
 
 def test_requirement_rules_read_only_the_facts_they_declare():

@@ -121,8 +121,8 @@ def _corpus(category):
 
 
 @pytest.mark.parametrize("category,needle", [
-    ("gcc_unsupported_by_nvcc", "too new"),
-    ("arch_unsupported_by_nvcc", "nvcc --list-gpu-arch"),
+    ("gcc_unsupported_by_nvcc", "gcc this CUDA accepts"),
+    ("arch_unsupported_by_nvcc", "TORCH_CUDA_ARCH_LIST="),
     ("build_oom", "MAX_JOBS="),
 ])
 def test_real_failure_logs_get_first_error_and_explanation(category, needle):

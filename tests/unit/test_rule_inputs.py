@@ -11,34 +11,11 @@ import pytest
 from envdoctor.model import FactSet
 from envdoctor.rules import all_rules
 from envdoctor.rules.base import RuleContext
+from tests.fixtures.recording import RecordingFacts
 from tests.unit.test_rules_cases import FIRES, SILENT, make_facts
 
 SCENARIOS = sorted(glob.glob(os.path.join(os.path.dirname(os.path.dirname(__file__)), "fixtures", "scenarios",
                                           "*.json")))
-
-
-class RecordingFacts(FactSet):
-    """A FactSet that remembers every key asked for."""
-
-    def __init__(self, facts):
-        super().__init__(facts)
-        self.read = set()
-
-    def get(self, key):
-        self.read.add(key)
-        return super().get(key)
-
-    def has(self, key):
-        self.read.add(key)
-        return super().has(key)
-
-    def value(self, key, default=None):
-        self.read.add(key)
-        return super().value(key, default)
-
-    def __contains__(self, key):
-        self.read.add(key)
-        return super().__contains__(key)
 
 
 def _fact_sets():
