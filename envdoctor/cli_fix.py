@@ -39,7 +39,7 @@ def _load_report(from_file: Optional[str], paths: List[str], need_engine: bool) 
             raise FixError("the check engine (envdoctor.engine) is not available in this installation; "
                            "pass a saved report with --from report.json") from None
         return Report(facts=FactSet(), meta={"note": "no check was run"})
-    return run_check(env=dict(os.environ), paths=paths or (".",))
+    return run_check(env=dict(os.environ), paths=paths or (".",))  # the project: cwd or --path
 
 
 def _echo_plan(plan: Plan) -> None:
@@ -77,10 +77,19 @@ def _confirm_factory(yes: bool, err: bool):
 
 def _echo_results(results) -> None:
     for r in results:
-        click.echo(f"[{MARK[r.status]}] {r.step.description}: {r.reason}")
+        first, _, rest = r.reason.partition("\n")
+        click.echo(f"[{MARK[r.status]}] {r.step.description}: {first}")
+        if rest:
+            click.echo("".join("    " + line + "\n" for line in rest.splitlines()), nl=False)
+        for line in (r.detail or {}).get("runs", []):
+            click.echo(f"    runs: {line}")
+        if (r.detail or {}).get("env"):
+            click.echo("    built with: " + " ".join(f"{k}={v}" for k, v in r.detail["env"].items()))
+        if (r.detail or {}).get("log"):
+            click.echo(f"    build log: {r.detail['log']}")
 
 
-def _echo_verification(ver: Dict[str, Any]) -> None:
+def _echo_verification(ver: Dict[str, Any], failed_steps: bool = False) -> None:
     summary = ver["summary"]
     click.echo("")
     click.echo("Before/after:")
@@ -98,7 +107,10 @@ def _echo_verification(ver: Dict[str, Any]) -> None:
         s = ver["smoke"]
         click.echo("  smoke-train: " + ("not available" if s.get("unavailable") else
                                         ("ok" if s.get("ok") else f"failed: {s.get('error')}")))
-    click.echo("Environment is healthy." if ver["healthy"] else "Environment is not healthy yet.")
+    if failed_steps:  # one verdict per run: a failed step is never followed by "healthy"
+        click.echo("Not fixed: a step above failed (its error is shown with it).")
+    else:
+        click.echo("Environment is healthy." if ver["healthy"] else "Environment is not healthy yet.")
 
 
 def _do_undo(options: Options, fmt: str) -> int:
@@ -164,13 +176,14 @@ def _apply_and_verify(plan: Plan, report: Report, opts: Dict[str, Any], env: Dic
         return not failed and not any(f.severity.value == "error" for f in report.findings)
     # Verify even when everything was already in place: the verdict is about the
     # environment a new shell gets, which this run's own process does not have.
+    # envdoctor's own op is rebuilt when a finding asks for it, not on every run.
     ver = verify_mod.verify(report, plan.settings, opts["shell"], env, runner, paths=paths,
-                            rebuild_op=not opts["no_rebuild"],
+                            rebuild_op=plan.rebuild_op and not opts["no_rebuild"],
                             smoke_steps=None if opts["no_smoke"] else opts["smoke_steps"])
     out["verification"] = ver
     if fmt == "text":
-        _echo_verification(ver)
-        if not plan.settings.is_empty() and any(r.status == apply_mod.DONE for r in results):
+        _echo_verification(ver, failed)
+        if any(r.status == apply_mod.DONE and r.step.kind in ("rc", "ci_env") for r in results):
             click.echo('This shell still has the old environment; run:  eval "$(envdoctor fix --print-env)"')
     return ver["healthy"] and not failed
 
@@ -185,7 +198,10 @@ def run_fix(opts: Dict[str, Any]) -> int:
     for path in explicit_paths:
         if not os.path.exists(path):
             raise UsageError(f"{path} does not exist")
-    paths = [os.path.abspath(p) for p in explicit_paths]
+    for path in opts["path"]:
+        if not os.path.isdir(path):
+            raise UsageError(f"{path} is not a directory")
+    paths = [os.path.abspath(p) for p in explicit_paths] + [os.path.abspath(p) for p in opts["path"]]
     need_engine = not explicit_paths or options.write_rc or options.write_ci_env or opts["print_env"]
     report = _load_report(opts["from_file"], paths, need_engine)
     if opts["only"]:
@@ -222,6 +238,8 @@ def run_fix(opts: Dict[str, Any]) -> int:
               help="Clean, rebuild and import-test the torch extension (with a setup.py) in PATH.")
 @click.option("--patch-sources", "patch_sources", multiple=True, metavar="PATH",
               help="Port deprecated torch C++ API uses in PATH (shows the diff, keeps a backup).")
+@click.option("--path", "path", multiple=True, metavar="DIR",
+              help="The project whose extensions to find, port, rebuild and prove (default: the current directory).")
 @click.option("--quarantine-stale", is_flag=True, help="Move stale build outputs to a restorable quarantine.")
 @click.option("--only", "only", multiple=True, metavar="CODE",
               help="Fix only the findings with this code (repeatable; ED6* matches a prefix).")
@@ -231,7 +249,7 @@ def run_fix(opts: Dict[str, Any]) -> int:
 @click.option("--no-smoke", is_flag=True, help="Skip the smoke-train after applying.")
 @click.option("--smoke-steps", type=click.IntRange(1), default=5, show_default=True,
               help="Training steps of the smoke-train run after applying.")
-@click.option("--no-rebuild", is_flag=True, help="Skip rebuilding envdoctor's op after applying.")
+@click.option("--no-rebuild", is_flag=True, help="Do not rebuild envdoctor's own op, even when a finding asks for it.")
 @click.option("-n", "--dry-run", is_flag=True, help="Only show the plan and the diffs.")
 @click.option("-y", "--yes", is_flag=True, help="Apply without asking (CI); also lets envdoctor run pip.")
 @click.option("--format", "format", type=click.Choice(["text", "json"]), default="text", show_default=True,
@@ -248,6 +266,7 @@ def fix_command(**opts: Any) -> None:
     \b
     Examples:
       envdoctor fix -n                         show what would change
+      envdoctor fix --yes                      fix the environment and this project's extensions
       envdoctor fix --write-bashrc --yes       write the env block into ~/.bashrc
       eval "$(envdoctor fix --print-env)"      apply it to the current shell
       envdoctor fix --rebuild mask2former/modeling/pixel_decoder/ops

@@ -75,10 +75,13 @@ SCHEMA: Dict[str, Shape] = {
     "env.ninja": _record("path", "version"),
     "env.resources": _record("cpu_count", "ram_total_mib", "ram_available_mib", "swap_total_mib", "disk_free_mib"),
     "builds": _records("path", "kind", "name", "owner", "built_with", "imports", "import_error", "import_note",
-                       "installed", "built_at"),
+                       "installed", "built_at", "defines"),
     "ext_sources": _records("file", "line", "api", "text", "replacement"),
+    "ext_projects": _records("root", "kind", "modules", "install", "make_sh", "project", "uses", "outputs", "file",
+                             "line", "reason"),
     "detectron2": _record("version", "path", "cuda", "compiler", "torch_built", "imports", "import_error",
-                          "c_files", "c_needs_cuda", "build_dir"),
+                          "c_files", "c_needs_cuda", "build_dir", "c_path", "c_device", "c_has_cuda",
+                          "c_cuda_version"),
 }
 
 # Facts no probe module of every check produces: a project's declared requirements

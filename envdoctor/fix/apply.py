@@ -118,10 +118,14 @@ def _apply_patch(step: Step, plan: Plan, ctx: Context) -> str:
 
 
 def _apply_rebuild(step: Step, plan: Plan, ctx: Context) -> str:
-    info = rebuild.rebuild_extension(step.params["path"], fixed_env(plan, ctx), ctx.runner, ctx.journal)
+    info = rebuild.rebuild_extension(step.params["path"], fixed_env(plan, ctx), ctx.runner, ctx.journal,
+                                     step.params.get("spec"))
     step.params["result"] = info
     mods = ", ".join(info["import"]["modules"])
-    return f"built and imported {mods} in {info['seconds']}s"
+    kernels = sorted({a for d in info.get("device", {}).values() for a in d.get("sm", [])})
+    device = f" with CUDA kernels for {', '.join(f'sm_{a}' for a in kernels)}" if kernels else " (no CUDA kernels)"
+    where = f"; installed for the environment ({info['pth']})" if info.get("pth") else ""
+    return f"built and imported {mods}{device} in {info['seconds']}s{where}"
 
 
 EXECUTORS: Dict[str, Callable[[Step, Plan, Context], str]] = {

@@ -179,16 +179,6 @@ def _patch_steps(paths: Sequence[str], codes: Tuple[str, ...]) -> List[Step]:
     return steps
 
 
-def _rebuild_step(path: str, codes: Tuple[str, ...]) -> Step:
-    path = os.path.abspath(path)
-    step = Step("rebuild_extension", f"clean, rebuild and import-test the extension in {path}",
-                {"path": path}, codes=codes,
-                commands=(f"cd {path} && FORCE_CUDA=1 python setup.py build_ext --inplace",))
-    if not os.path.isfile(os.path.join(path, "setup.py")):
-        step.blocked = f"{path} has no setup.py; envdoctor rebuilds setuptools-based torch extensions only"
-    return step
-
-
 MAX_ROUNDS = 16  # each round takes one fix and re-diagnoses; a plan never needs more
 
 
@@ -278,6 +268,7 @@ def plan_fixes(report: Report, options: Options) -> Plan:
     The plan is checked by running the rules on the facts it would produce: an error
     the plan itself causes (a code the report did not have) refuses the plan.
     """
+    from envdoctor.fix import projects  # it builds on this module's Step and Options
     plan = Plan()
     chosen, plan.settings, env_codes, torch_build, after, notes = _choose(report, options)
     plan.notes.extend(notes)
@@ -316,11 +307,12 @@ def plan_fixes(report: Report, options: Options) -> Plan:
         elif fix.action == "patch_sources" and options.everything:
             plan.steps.extend(_patch_steps([str(p) for p in fix.params.get("files", [])], code))
         elif fix.action == "rebuild_extension" and options.everything:
-            plan.steps.append(_rebuild_step(str(fix.params.get("path", "")), code))
+            plan.steps.append(projects.finding_rebuild_step(str(fix.params.get("path", "")), code, report,
+                                                            options.env))
         elif fix.action == "rebuild_op":
             plan.rebuild_op = True
     plan.steps.extend(_patch_steps([os.path.abspath(p) for p in options.patch_paths], ()))
-    plan.steps.extend(_rebuild_step(p, ()) for p in options.rebuild_paths)
+    plan.steps.extend(projects.plan_steps(report, options, _patch_steps))  # the user's own extensions
     _dedupe(plan)
     return plan
 

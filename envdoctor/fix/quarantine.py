@@ -106,6 +106,11 @@ def restore(src: str, dest: str) -> None:
     _move(dest, src)
 
 
+def move(src: str, dest: str) -> None:
+    """Rename, or copy then remove across file systems; FixError with the reason, the source intact."""
+    _move(src, dest)
+
+
 def _move(src: str, dest: str) -> None:
     try:
         os.rename(src, dest)  # same file system: atomic

@@ -133,3 +133,21 @@ def unified_diff(path: str, old: bytes, new: bytes) -> str:
     for line in lines:
         out.append(line if line.endswith("\n") else line + "\n\\ No newline at end of file\n")
     return "".join(out)
+
+
+# Deformable-DETR's ops/setup.py builds the CUDA op only when torch sees a GPU, and raises
+# "Cuda is not availabel" otherwise; Mask2Former's copy also accepts FORCE_CUDA=1. The same
+# escape hatch makes the first buildable on a machine (or in a container) without a GPU.
+_GPU_ONLY_SETUP = re.compile(r"\btorch\.cuda\.is_available\(\)(\s+and\s+CUDA_HOME\s+is\s+not\s+None)")
+
+
+def patch_setup_text(text: str) -> str:
+    """setup.py accepting FORCE_CUDA=1 where it insisted on a visible GPU (same number of lines);
+    unchanged when it already reads FORCE_CUDA or does not import os."""
+    if "FORCE_CUDA" in text or not re.search(r"^\s*import\s+os\b", text, re.M):
+        return text
+    return _GPU_ONLY_SETUP.sub(r'(torch.cuda.is_available() or os.environ.get("FORCE_CUDA") == "1")\1', text)
+
+
+def patch_setup_bytes(data: bytes) -> bytes:
+    return _encode(patch_setup_text(_decode(data)))

@@ -19,7 +19,7 @@ from typing import Any, Dict, List, Mapping, Optional, Tuple
 from envdoctor.fix import rcfile
 from envdoctor.fix.fsops import FixError, edit_file, read_optional, sha256
 from envdoctor.fix.journal import Journal, load_runs, mark_undone
-from envdoctor.fix.quarantine import restore
+from envdoctor.fix.quarantine import move as _move, restore, why_not_build_output
 
 Outcome = Tuple[str, str]  # (status "done" | "failed" | "skipped", message)
 
@@ -59,18 +59,45 @@ def _undo_edit(entry: Dict[str, Any]) -> str:
         if sha256(current) != entry["new_sha"]:
             raise FixError(f"{entry['path']} was edited after envdoctor patched it; left as it is. "
                            f"The original is at {entry['backup']}")
+        if not entry.get("existed", True):
+            return None  # envdoctor created it (an environment's .pth file): it goes again
         return _read_backup(entry)
 
     edit_file(entry["real_path"], transform)
+    if not entry.get("existed", True):
+        return f"{entry['path']}: removed (envdoctor had created it)"
     return f"{entry['path']}: restored from {entry['backup']}"
 
 
 def _undo_quarantine(entry: Dict[str, Any]) -> str:
-    restore(entry["src"], entry["dest"])
-    return f"{entry['src']}: moved back from the quarantine"
+    src, note = entry["src"], ""
+    if os.path.lexists(src) and why_not_build_output(src) is None and os.path.lexists(entry["dest"]):
+        # A rebuild made a new build output there (build/, the module's .so): it steps aside into the
+        # run's directory, so that the old one can come back. Nothing is deleted.
+        aside = os.path.join(os.path.dirname(os.path.dirname(entry["dest"])), "rebuilt")
+        os.makedirs(aside, exist_ok=True)
+        target = os.path.join(aside, os.path.basename(entry["dest"]))
+        _move(src, target)
+        note = f" (the rebuilt one is at {target})"
+    restore(src, entry["dest"])
+    return f"{src}: moved back from the quarantine{note}"
 
 
-UNDOERS = {"rc": _undo_rc, "edit": _undo_edit, "quarantine": _undo_quarantine}
+def _undo_built(entry: Dict[str, Any]) -> str:
+    """Libraries a rebuild wrote: moved into the run's directory (never deleted), so that the
+    quarantined ones they replaced can move back."""
+    aside = entry["aside_dir"]
+    moved = []
+    for index, path in enumerate(entry.get("paths") or []):
+        if not os.path.lexists(path):
+            continue
+        os.makedirs(aside, exist_ok=True)
+        _move(path, os.path.join(aside, f"{index:03d}-{os.path.basename(path)}"))
+        moved.append(os.path.basename(path))
+    return f"moved the rebuilt {', '.join(moved) or 'libraries (already gone)'} to {aside}"
+
+
+UNDOERS = {"rc": _undo_rc, "edit": _undo_edit, "quarantine": _undo_quarantine, "built": _undo_built}
 
 
 def undo_last_run(env: Optional[Mapping[str, str]] = None) -> Optional[List[Outcome]]:

@@ -35,7 +35,7 @@ def ms_deform_attn(value: torch.Tensor, spatial_shapes: torch.Tensor, level_star
             raise OpNotBuiltError(loader.not_built_message(device))
         check_dtype_for_device(value)
         return torch.ops.envdoctor.ms_deform_attn(*args)
-    if loader.compiled_available(device) and _dtype_supported(value):
+    if loader.auto_available(device) and _dtype_supported(value):
         return torch.ops.envdoctor.ms_deform_attn(*args)
     return ms_deform_attn_reference(*args)
 

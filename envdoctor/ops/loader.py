@@ -6,6 +6,7 @@ CUDA version is cross-checked against torch's after loading.
 from __future__ import annotations
 
 import os
+import warnings
 from typing import List, Optional
 
 import torch
@@ -14,7 +15,11 @@ from envdoctor.ops import _registration
 from envdoctor.ops.build import BuildRefused, build_extension, cached_library, plan_build
 from envdoctor.ops.errors import OpLoadError
 
-_state = {"path": None, "variant": None, "auto_tried": False}
+_state = {"path": None, "variant": None, "auto_tried": False, "warned": False}
+
+
+class ReferenceFallbackWarning(UserWarning):
+    """impl="auto" runs the pure-PyTorch reference because the compiled op is not built here."""
 
 
 def loaded_variant() -> Optional[str]:
@@ -107,6 +112,18 @@ def compiled_available(device: str) -> bool:
         return False
     key = "CUDA" if torch.device(device).type == "cuda" else "CPU"
     return has_kernel(key)
+
+
+def auto_available(device: str) -> bool:
+    """What impl="auto" asks: is the compiled op there for ``device``? When it is not, say so once per
+    process (the reference is correct but slower): a fallback must never be silent."""
+    if compiled_available(device):
+        return True
+    if not _state["warned"]:
+        _state["warned"] = True
+        warnings.warn(f"envdoctor's MSDeformAttn runs the pure-PyTorch reference: {not_built_message(device)}",
+                      ReferenceFallbackWarning, stacklevel=3)
+    return False
 
 
 def active_implementation(device: str = "cpu") -> str:

@@ -44,26 +44,27 @@ def load_module(path):
     spec = importlib.util.spec_from_file_location(name, path, loader=loader)
     module = importlib.util.module_from_spec(spec)
     loader.exec_module(module)
+    return module
 
 
 def try_load(torch, path):
     mismatch = abi_mismatch(path)
     if mismatch:
-        return False, mismatch
+        return False, mismatch, None
     try:
-        load_module(path)
-        return True, None
+        module = load_module(path)
+        return True, None, sorted(n for n in dir(module) if not n.startswith("__"))
     except ImportError as exc:
         if "module export function" not in str(exc):
-            return False, error_text(exc)
+            return False, error_text(exc), None
     except BaseException as exc:  # noqa: BLE001 - a static initialiser may raise anything
-        return False, error_text(exc)
+        return False, error_text(exc), None
     # No PyInit_: an operator library (TORCH_LIBRARY), loaded the way torch loads them.
     try:
         torch.ops.load_library(path)
-        return True, None
+        return True, None, None
     except BaseException as exc:  # noqa: BLE001
-        return False, error_text(exc)
+        return False, error_text(exc), None
 
 
 def main(paths):
@@ -75,8 +76,8 @@ def main(paths):
         return
     for path in paths:
         emit({"path": path, "start": True})
-        ok, error = try_load(torch, path)
-        emit({"path": path, "ok": ok, "error": error})
+        ok, error, names = try_load(torch, path)
+        emit({"path": path, "ok": ok, "error": error, "names": names})
 
 
 if __name__ == "__main__":

@@ -23,7 +23,8 @@ IMPORT_TIMEOUT = 60.0  # importing torch (2-8 s) plus loading the libraries
 Outcome = Tuple[Optional[bool], Optional[str], Optional[str]]  # (imports, import_error, import_note)
 
 
-def import_check(ctx: ProbeContext, paths: List[str]) -> Dict[str, Outcome]:
+def import_check(ctx: ProbeContext, paths: List[str],
+                 names: Optional[Dict[str, List[str]]] = None) -> Dict[str, Outcome]:
     """Load each extension in a subprocess of ``ctx.python``; a crash costs only the file that crashed.
 
     A file that killed a process in which other files had already loaded is tested
@@ -35,7 +36,7 @@ def import_check(ctx: ProbeContext, paths: List[str]) -> Dict[str, Outcome]:
     results: Dict[str, Outcome] = {}
     pending = list(paths)
     while pending:
-        res, outcomes, started = _run_batch(ctx, pending)
+        res, outcomes, started = _run_batch(ctx, pending, names if names is not None else {})
         results.update(outcomes)
         loaded_before = [p for p in pending if p in outcomes]
         pending = [p for p in pending if p not in results]
@@ -47,8 +48,10 @@ def import_check(ctx: ProbeContext, paths: List[str]) -> Dict[str, Outcome]:
     return results
 
 
-def _run_batch(ctx: ProbeContext, paths: List[str]) -> Tuple[Any, Dict[str, Outcome], Optional[str]]:
-    """One subprocess loading ``paths`` in order: (its result, outcomes reported, the file it was loading)."""
+def _run_batch(ctx: ProbeContext, paths: List[str],
+               names: Dict[str, List[str]]) -> Tuple[Any, Dict[str, Outcome], Optional[str]]:
+    """One subprocess loading ``paths`` in order: (its result, outcomes reported, the file it was loading);
+    ``names`` gets what each Python extension module defines."""
     env = dict(ctx.env)
     env["PYTHONDONTWRITEBYTECODE"] = "1"
     res = ctx.runner.run([ctx.python, IMPORT_SCRIPT] + paths, env=env,
@@ -66,6 +69,8 @@ def _run_batch(ctx: ProbeContext, paths: List[str]) -> Tuple[Any, Dict[str, Outc
             started = item.get("path")
         elif item.get("path") in paths:
             outcomes[item["path"]] = (item.get("ok"), explain_import_error(item.get("error")), None)
+            if isinstance(item.get("names"), list):
+                names[item["path"]] = [str(n) for n in item["names"]]
             started = None
     return res, outcomes, started
 
@@ -74,7 +79,7 @@ def _culprit_outcome(ctx: ProbeContext, res: Any, culprit: str, loaded_before: L
     death = _death_message(res, culprit)
     if not loaded_before or res.error:  # alone already, or it hung: a second try would hang again
         return False, death, None
-    alone, outcomes, _started = _run_batch(ctx, [culprit])
+    alone, outcomes, _started = _run_batch(ctx, [culprit], {})
     why = _conflict_line(res)
     note = (f"{death} after {', '.join(os.path.basename(p) for p in loaded_before)} had been loaded in the "
             f"same process{': ' + why if why else ''}")

@@ -20,6 +20,7 @@ from typing import Any, Dict, List, Optional
 
 from envdoctor.model import Fact
 from envdoctor.parsers import build_ninja, elf
+from envdoctor.probes import _ext_projects
 from envdoctor.probes._ext_loading import import_check
 from envdoctor.probes._inproc import find_spec_as_child, same_interpreter
 from envdoctor.probes.base import Probe, ProbeContext
@@ -58,11 +59,14 @@ def probe_builds(ctx: ProbeContext) -> List[Fact]:
             item["installed"] = True
             items.append(item)
     testable = [i["path"] for i in items if i["kind"] == "extension" and i["imports"] is None]
+    names: Dict[str, List[str]] = {}
     if ctx.quick:  # loading extensions means importing torch: not in quick mode
         results = {path: (None, "not tested (quick mode)", None) for path in testable}
     else:
-        results = import_check(ctx, testable)
+        results = import_check(ctx, testable, names)
     for item in items:
+        if item["path"] in names:  # what a Python extension module defines: its wrapper's calls must be there
+            item["defines"] = names[item["path"]]
         if item["path"] in results:
             item["imports"], item["import_error"], note = results[item["path"]]
             if note:  # e.g. it only failed next to another library registering its TORCH_LIBRARY namespace
@@ -74,7 +78,10 @@ def probe_builds(ctx: ProbeContext) -> List[Fact]:
         raw = f"scan stopped after {MAX_ENTRIES} entries: pass a narrower path to see everything"
     return [Fact("builds", items, source=source, raw=raw),
             Fact("ext_sources", scan_sources(scan.source_roots), source="extension sources: " +
-                 (", ".join(scan.source_roots) or "none found"))]
+                 (", ".join(scan.source_roots) or "none found")),
+            Fact("ext_projects", _ext_projects.describe(roots) if scan.source_roots else [],
+                 source="extension source trees, their wrappers and silent fallbacks under " +
+                 (", ".join(roots) or "no paths"))]
 
 
 def _safely(describe, path: str, kind: str) -> Dict[str, Any]:
@@ -340,11 +347,17 @@ def scan_sources(roots: List[str]) -> List[Dict[str, Any]]:
     except ImportError:
         scan = _minimal_scan
     found: List[Dict[str, Any]] = []
-    for root in roots:
+    seen = set()
+    for root in roots:  # a root nested in another is walked by both: each use is reported once
         try:
-            found.extend(scan(root))
+            uses = scan(root)
         except (OSError, UnicodeError):
             continue
+        for use in uses:
+            key = (os.path.realpath(str(use.get("file"))), use.get("line"), use.get("api"))
+            if key not in seen:
+                seen.add(key)
+                found.append(use)
     return found
 
 
@@ -374,4 +387,4 @@ def _minimal_scan(root: str) -> List[Dict[str, Any]]:
     return found
 
 
-PROBE = Probe(name="builds", fn=probe_builds, keys=("builds", "ext_sources"), slow=True)
+PROBE = Probe(name="builds", fn=probe_builds, keys=("builds", "ext_sources", "ext_projects"), slow=True)

@@ -14,7 +14,7 @@ from typing import Any, Dict, List, Optional
 
 from envdoctor.model import Fact
 from envdoctor.parsers import elf
-from envdoctor.probes import builds
+from envdoctor.probes import _ext_device, builds
 from envdoctor.probes._inproc import find_spec_as_child, same_interpreter, spec_location
 from envdoctor.probes.base import Probe, ProbeContext
 from envdoctor.runner import CommandResult
@@ -131,6 +131,11 @@ def _add_build_facts(value: Dict[str, Any]) -> None:
         if name.endswith(".so"):
             needs = elf.cuda_from_needed(elf.read_dynamic(os.path.join(package, name))["needed"])
             value["c_needs_cuda"] = needs["cuda"]
+            # Whether _C has kernels at all: its fatbin, read from the file (no GPU, no import needed).
+            code = _ext_device.device_code(os.path.join(package, name))
+            value["c_path"] = os.path.join(package, name)
+            value["c_device"] = {"sm": code["sm"], "ptx": code["ptx"], "error": code["error"]}
+            value["c_has_cuda"] = None if code["error"] else bool(code["sm"] or code["ptx"])
             if value.get("cuda") is None and value.get("imports") is not True:
                 value["cuda"] = needs["cuda"]  # "11" from libcudart.so.11.0: the major is what is known
     build = os.path.join(os.path.dirname(package.rstrip("/")), "build")
@@ -192,6 +197,7 @@ def detectron2_value(sections: Dict[str, Dict[str, Any]], result: Any) -> Dict[s
             return value
         value["imports"] = True
         value["cuda"] = cuda_of(c.get("get_cuda_version"))
+        value["c_cuda_version"] = c.get("get_cuda_version")  # its own words: "not available" on a CPU build
         value["compiler"] = c.get("get_compiler_version")
     return value
 

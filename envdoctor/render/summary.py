@@ -124,8 +124,27 @@ def python_line(facts: FactSet) -> str:
     return f"{py.get('version')} ({py.get('executable')}{', ' + str(env) if env else ''})"
 
 
+def detectron2_line(facts: FactSet) -> str:
+    d2 = facts.value("detectron2") or {}
+    bits = [str(d2.get("version") or "version unknown")]
+    if d2.get("c_path"):
+        bits.append(f"_C: {d2['c_path']}")
+    device = d2.get("c_device") or {}
+    if d2.get("c_has_cuda") is True:
+        bits.append("CUDA kernels: " + ", ".join(f"sm_{a}" for a in device.get("sm") or []) +
+                    ("".join(f", PTX {a}" for a in device.get("ptx") or [])))
+    elif d2.get("c_has_cuda") is False:
+        bits.append("no CUDA kernels (CPU-only build)")
+    if d2.get("c_cuda_version"):
+        bits.append(f"get_cuda_version(): {d2['c_cuda_version']}")
+    if d2.get("imports") is False:
+        bits.append("does not import")
+    return f"{bits[0]} ({'; '.join(bits[1:])})" if len(bits) > 1 else bits[0]
+
+
 def summary(facts: FactSet) -> List[Tuple[str, List[str]]]:
     """(label, lines) pairs in reading order."""
+    extra = [("detectron2", [detectron2_line(facts)])] if facts.value("detectron2") else []
     return [
         ("Driver", [driver_line(facts)]),
         ("GPUs", gpu_lines(facts)),
@@ -134,7 +153,7 @@ def summary(facts: FactSet) -> List[Tuple[str, List[str]]]:
         ("torch", [torch_line(facts)]),
         ("Compiler", [compiler_line(facts)]),
         ("Python", [python_line(facts)]),
-    ]
+    ] + extra
 
 
 AREA_TITLES: Dict[str, str] = {

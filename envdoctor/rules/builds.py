@@ -34,9 +34,34 @@ def _differences(ctx, built: Mapping[str, Any]) -> List[str]:
     return diffs
 
 
+def shell_path(path: str, home: Optional[str] = None) -> str:
+    """A path for a pasteable command. A home-relative one (``~/...``, as a report read back with
+    ``--from`` has it, or under ``home``) becomes ``"$HOME"/...``: a quoted ``'~/...'`` never expands."""
+    if home and (path == home or path.startswith(home.rstrip("/") + "/")):
+        path = "~" + path[len(home.rstrip("/")):]
+    if path == "~" or path.startswith("~/"):
+        rest = path[2:]
+        return '"$HOME"' + (f"/{shlex.quote(rest)}" if rest else "")
+    return shlex.quote(path)
+
+
 def _project_dir(path: str) -> str:
-    """The directory holding setup.py for a build/ dir or an in-place .so."""
+    """The directory holding setup.py for a build/ dir or an in-place .so. A copy setuptools left in
+    ``build/lib.*/`` belongs to the project above ``build/``, not to the folder it sits in."""
+    parts = path.rstrip("/").split("/")
+    for index in range(len(parts) - 1, 0, -1):
+        if parts[index] == "build" and index + 1 < len(parts) and parts[index + 1].startswith("lib."):
+            return "/".join(parts[:index]) or "/"
     return posixpath.dirname(path.rstrip("/"))
+
+
+def _in_build_lib(path: str) -> Optional[str]:
+    """The ``build/`` dir when ``path`` is a copy setuptools left in ``build/lib.*/``, else None."""
+    parts = path.rstrip("/").split("/")
+    for index in range(len(parts) - 1, 0, -1):
+        if parts[index] == "build" and index + 1 < len(parts) and parts[index + 1].startswith("lib."):
+            return "/".join(parts[:index + 1])
+    return None
 
 
 def _rebuild_fix(build: Mapping[str, Any]) -> Fix:
@@ -46,13 +71,13 @@ def _rebuild_fix(build: Mapping[str, Any]) -> Fix:
                    follow_up=True)
     project = _project_dir(str(build.get("path")))
     return Fix(summary=f"Rebuild the extension in {project} for this environment",
-               commands=(f"cd {shlex.quote(project)} && FORCE_CUDA=1 python setup.py build_ext --inplace",),
+               commands=(f"cd {shell_path(project)} && FORCE_CUDA=1 python setup.py build_ext --inplace",),
                action="rebuild_extension", params={"path": project}, safe=True, follow_up=True)
 
 
 def _quarantine_fix(paths: List[str]) -> Fix:
     # By hand: rename in place; `envdoctor fix` moves them to ~/.cache/envdoctor/quarantine/ with a manifest.
-    commands = tuple(f"mv -- {shlex.quote(p)} {shlex.quote(p.rstrip('/') + '.stale')}" for p in paths)
+    commands = tuple(f"mv -- {shell_path(p)} {shell_path(p.rstrip('/') + '.stale')}" for p in paths)
     return Fix(summary="Move the stale build outputs aside (restorable), so they are not reused",
                commands=commands,
                action="quarantine", params={"paths": list(paths)}, safe=True)
@@ -112,6 +137,15 @@ def extension_does_not_import(ctx):
         error = (str(ext.get("import_error") or "unknown error").strip().splitlines() or ["unknown error"])[-1]
         diffs = _differences(ctx, ext.get("built_with") or {})
         why = f" It was built for {', '.join(diffs)}." if diffs else ""
+        leftover = _in_build_lib(path)
+        if leftover:  # setuptools' staging copy: nothing imports it from there; its build/ is stale
+            findings.append(ctx.finding(
+                Severity.WARNING, f"{path} is a leftover copy in {leftover} that fails to import: {error!r}.{why} "
+                                  f"Nothing imports it from there, but the next build reuses {leftover}. Expected "
+                                  f"a build dir made with this environment.",
+                evidence=(ev("builds[].path", path), ev("builds[].import_error", error)),
+                fixes=[_quarantine_fix([leftover]), _rebuild_fix(ext)]))
+            continue
         findings.append(ctx.finding(
             Severity.ERROR, f"{path} fails to import: {error!r}.{why} Expected it to import with torch "
                             f"{torch_info(ctx.facts).get('version')}.",
@@ -201,3 +235,131 @@ def deprecated_torch_apis(ctx):
         fixes=[Fix(summary="Rewrite the deprecated APIs (diff shown first, backups kept)",
                    commands=("envdoctor fix --only ED604",), action="patch_sources",
                    params={"files": sorted(grouped)}, safe=True)])
+
+
+def _projects(ctx) -> List[Mapping[str, Any]]:
+    return [p for p in ctx.value("ext_projects") or [] if isinstance(p, dict) and p.get("kind") == "setup"]
+
+
+@rule("ED605", area="builds", title="The project's own extensions are built", needs=("ext_projects", "builds"),
+      fixable=True)
+def project_extension_not_built(ctx):
+    """The project has a torch extension (``setup.py`` with ``CUDAExtension``) whose module is not built.
+
+    Mask2Former, Deformable-DETR and many research repositories ship their
+    CUDA ops as sources to build (``cd .../ops && sh make.sh``). Until that
+    step succeeds, importing the model fails, or, where the wrapper catches
+    the failure, a slow pure-PyTorch path runs instead.
+
+    Fix: ``envdoctor fix`` ports the sources when needed, builds the module with
+    the repaired environment, installs it the way the project expects and
+    proves it (import, the functions its wrapper calls, CUDA device code).
+    """
+    projects = _projects(ctx)
+    if not projects:
+        return ctx.not_applicable("no torch extension sources under the scanned paths")
+    built = {str(b.get("name")) for b in ctx.value("builds") or [] if isinstance(b, dict)
+             and b.get("kind") == "extension" and b.get("imports") is not False}
+    findings = []
+    for project in projects:
+        outputs = project.get("outputs") or {}
+        missing = [m for m in project.get("modules") or []
+                   if not outputs.get(m) and str(m).rsplit(".", 1)[-1] not in built]
+        if not missing:
+            continue
+        root = str(project.get("root"))
+        how = (f"its {posixpath.basename(str(project['make_sh']))} " if project.get("make_sh") else "") + \
+            ("installs it into the environment" if project.get("install") == "environment" else "builds it in place")
+        findings.append(ctx.finding(
+            Severity.WARNING,
+            f"{', '.join(missing)} from {root} is not built here ({how}). Expected the project's compiled op to be "
+            f"built for this torch before the model runs.",
+            evidence=(ev("ext_projects[].root", root), ev("ext_projects[].modules", missing)),
+            fixes=[Fix(summary=f"Port, build, install and prove {', '.join(missing)}",
+                       commands=(f"envdoctor fix --rebuild {shell_path(root)}",), action="rebuild_extension",
+                       params={"path": root}, safe=True)]))
+    return findings
+
+
+@rule("ED606", area="builds", title="Wrappers do not hide a failing compiled op", needs=("ext_projects",))
+def silent_fallback(ctx):
+    """The project's Python code catches every failure of its compiled op and runs something else.
+
+    Mask2Former's ``MSDeformAttn.forward`` calls the compiled op inside
+    ``try: ... except:`` and runs the pure-PyTorch reference on any error: a
+    module that was never built, one without the functions it calls, a
+    CPU-only build on a GPU, even a CUDA out-of-memory. Training then runs,
+    slower and with more memory, and nothing says why.
+
+    Fix: prove the op (``envdoctor fix`` imports it, checks the functions the
+    wrapper calls and its CUDA device code), and narrow the handler or make it
+    warn.
+    """
+    projects = _projects(ctx)
+    if not projects:
+        return ctx.not_applicable("no torch extension sources under the scanned paths")
+    findings, seen = [], set()
+    for project in projects:
+        for module, uses in (project.get("uses") or {}).items():
+            for fallback in (uses or {}).get("fallbacks") or []:
+                key = (fallback.get("file"), fallback.get("line"))
+                if key in seen:
+                    continue
+                seen.add(key)
+                where = f"{fallback.get('file')}:{fallback.get('line')}"
+                findings.append(ctx.finding(
+                    Severity.WARNING,
+                    f"{where} ({fallback.get('except')}) catches every failure around {fallback.get('guards')} and "
+                    f"runs another implementation in silence: a missing or broken {module} goes unnoticed. "
+                    f"Expected the compiled op proven to work, or a handler that says it fell back.",
+                    evidence=(ev("ext_projects[].uses.fallbacks", where),),
+                    fixes=[Fix(summary=f"Make the handler at {where} catch only what it expects, or warn "
+                                       f"(warnings.warn) before falling back; `envdoctor fix` proves {module} itself",
+                               commands=(f'"${{EDITOR:-vi}}" +{fallback.get("line")} '
+                                         f'{shell_path(str(fallback.get("file")))}',), action=None, safe=True)]))
+    return findings
+
+
+@rule("ED607", area="builds", title="Compiled modules have the functions their wrappers call",
+      needs=("ext_projects", "builds"), fixable=True)
+def module_lacks_called_functions(ctx):
+    """A compiled module imports, but lacks functions the project's Python wrapper calls on it.
+
+    A module built from other sources than the wrapper expects (an older
+    fork, a half-finished port, a stub left by an egg install) imports fine
+    and then fails at the first call with ``AttributeError: module
+    'MultiScaleDeformableAttention' has no attribute 'ms_deform_attn_forward'``
+    or, behind a catch-all ``except:``, silently runs the fallback.
+
+    Fix: rebuild it from the project's own sources (``envdoctor fix`` proves
+    the functions are there).
+    """
+    projects = _projects(ctx)
+    if not projects:
+        return ctx.not_applicable("no torch extension sources under the scanned paths")
+    modules: Dict[str, List[str]] = {}
+    roots: Dict[str, str] = {}
+    for project in projects:
+        for module, uses in (project.get("uses") or {}).items():
+            calls = list((uses or {}).get("calls") or [])
+            if calls:
+                modules[str(module).rsplit(".", 1)[-1]] = calls
+                roots[str(module).rsplit(".", 1)[-1]] = str(project.get("root"))
+    findings = []
+    for ext in _builds(ctx, "extension"):
+        name, defines = str(ext.get("name")), ext.get("defines")
+        if name not in modules or not isinstance(defines, list) or ext.get("imports") is not True:
+            continue
+        missing = [c for c in modules[name] if c not in defines]
+        if not missing:
+            continue
+        path = str(ext.get("path"))
+        findings.append(ctx.finding(
+            Severity.ERROR,
+            f"{path} imports but lacks {', '.join(missing)}, which the project's wrapper calls on {name}. Expected "
+            f"a module built from the project's own sources in {roots[name]}.",
+            evidence=(ev("builds[].path", path), ev("builds[].defines", defines[:20])),
+            fixes=[Fix(summary=f"Rebuild {name} from {roots[name]} and prove it",
+                       commands=(f"envdoctor fix --rebuild {shell_path(roots[name])}",), action="rebuild_extension",
+                       params={"path": roots[name]}, safe=True)]))
+    return findings

@@ -7,10 +7,11 @@ from typing import Any, List, Mapping
 
 from envdoctor import knowledge as kb
 from envdoctor.model import Fix, Severity
-from envdoctor.rules._helpers import (cc_text, env_vars, ev, fmt_mm, gpu_capabilities, mm, python_mm,
-                                      release_mm, set_env_fix, torch_info)
+from envdoctor.rules._helpers import (cc_text, env_vars, ev, fmt_mm, gpu_capabilities, matching_toolkits, mm,
+                                      python_mm, release_mm, set_env_fix, toolkits, torch_info)
 from envdoctor.rules import _build_model as model
 from envdoctor.rules.base import rule
+from envdoctor.rules.builds import shell_path
 
 _GIT_URL = "git+https://github.com/facebookresearch/detectron2.git"
 
@@ -27,7 +28,7 @@ def _rebuild_fixes(detectron2: Mapping[str, Any]) -> List[Fix]:
     if _is_checkout(package):
         repo = posixpath.dirname(package)
         fixes.append(Fix(summary=f"Rebuild detectron2 in {repo} (old objects removed first, as its INSTALL.md says)",
-                         commands=(f"cd {shlex.quote(repo)} && rm -rf build/ **/*.so && "
+                         commands=(f"cd {shell_path(repo)} && rm -rf build/ **/*.so && "
                                    f"python -m pip install --no-build-isolation -e .",),
                          action="rebuild_extension", params={"path": repo}, safe=True))
     argv = ["pip", "install", "--no-build-isolation", "--force-reinstall", "--no-deps", _GIT_URL]
@@ -191,3 +192,75 @@ def mask2former_needs_force_cuda(ctx):
                   ev("env.TORCH_CUDA_ARCH_LIST", variables.get("TORCH_CUDA_ARCH_LIST"))),
         fixes=[set_env_fix("Build the CUDA op without a visible GPU "
                            "(set TORCH_CUDA_ARCH_LIST to the GPUs the op will run on)", missing)])
+
+
+def _cpath(value: str) -> str:
+    directory, _, tail = value.partition("${")
+    return shell_path(directory) + ('"${' + tail + '"' if tail else "")
+
+
+@rule("ED705", area="detectron2", title="detectron2's _C has CUDA kernels next to a CUDA torch",
+      needs=("detectron2", "torch"), reads=model.FACTS + ("gpus",), fixable=True)
+def detectron2_without_cuda_kernels(ctx):
+    """detectron2's compiled ``_C`` carries no CUDA kernels, while torch is a CUDA build.
+
+    detectron2's ``setup.py`` compiles its CUDA ops only when it sees a GPU
+    (``torch.cuda.is_available()``) or ``FORCE_CUDA=1``, with a working
+    ``CUDA_HOME``. Built on a machine without either (a login node, a
+    container build, ``pip install -e`` before the driver was there), ``_C``
+    is CPU-only: it imports, ``check`` used to pass, and the first ROIAlign or
+    deformable conv on a GPU dies with "Detectron2 is not compiled with GPU
+    support!". The library's ``.nv_fatbin`` section (read from the file, no
+    GPU needed) and its own ``get_cuda_version()`` ("not available") say so.
+
+    Fix: rebuild it from its checkout with ``FORCE_CUDA=1``, ``CUDA_HOME``
+    naming the toolkit that matches torch, ``TORCH_CUDA_ARCH_LIST`` naming the
+    GPUs, and ``CPATH`` for library headers the toolkit lacks
+    (``envdoctor fix`` does this and keeps the old ``_C`` for ``--undo``).
+    """
+    detectron2, torch = ctx.value("detectron2") or {}, torch_info(ctx.facts)
+    if not detectron2.get("c_path"):
+        return ctx.not_applicable("detectron2 (with a compiled _C) is not installed")
+    if not torch.get("cuda") or detectron2.get("c_has_cuda") is not False:
+        return None
+    package = str(detectron2.get("path") or "").rstrip("/")
+    toolkit = next(iter(matching_toolkits(mm(torch.get("cuda")), toolkits(ctx.facts))), None)
+    cuda_home = str((toolkit or {}).get("real_root") or (toolkit or {}).get("root") or "")
+    caps = sorted({cc for _, cc in gpu_capabilities(ctx.facts)})
+    # The GPUs here, or (none visible) what torch itself ships: the same list ED704 and fix use.
+    archs = ";".join(cc_text(cc) for cc in caps) or model.default_arch_list(ctx.facts)
+    variables = {"FORCE_CUDA": "1"}
+    if cuda_home:
+        variables["CUDA_HOME"] = cuda_home
+    if archs:
+        variables["TORCH_CUDA_ARCH_LIST"] = archs
+    # Library headers (cusparse.h, cublas_v2.h) a minimal toolkit lacks are in torch's own nvidia wheels;
+    # CPATH is searched after every -I, so the toolkit's headers still win where it has them.
+    wheels = [t for t in toolkits(ctx.facts) if t.get("kind") == "pip" and t.get("has_runtime_header")
+              and (mm(t.get("version")) or (None,))[0] == (mm(torch.get("cuda")) or (None,))[0]]
+    if wheels and cuda_home:
+        variables["CPATH"] = posixpath.join(str(wheels[0].get("root")), "include") + '${CPATH:+:$CPATH}'
+    assignments = " ".join(f"{k}={shell_path(v) if k != 'CPATH' else _cpath(v)}" for k, v in variables.items())
+    fixes = []
+    if _is_checkout(package):
+        repo = posixpath.dirname(package)
+        fixes.append(Fix(summary=f"Rebuild detectron2's _C with CUDA kernels in {repo} (envdoctor also adds CPATH "
+                                 f"for library headers the toolkit lacks, and keeps the old _C for --undo)",
+                         commands=(f"cd {shell_path(repo)} && {assignments} python -m pip install "
+                                   f"--no-build-isolation -e .",),
+                         action="rebuild_extension", params={"path": repo}, safe=True))
+    else:
+        fixes.append(Fix(summary="Reinstall detectron2 from source with CUDA kernels",
+                         commands=(f"{assignments} python -m pip install --no-build-isolation --force-reinstall "
+                                   f"--no-deps '{_GIT_URL}'",), action=None, safe=False))
+    said = detectron2.get("c_cuda_version")
+    return ctx.finding(
+        Severity.ERROR,
+        f"detectron2 {detectron2.get('version') or ''} has a CPU-only _C ({detectron2.get('c_path')}: no CUDA device "
+        f"code{'; its get_cuda_version() says ' + repr(said) if said else ''}) next to torch {torch.get('version')} "
+        f"(CUDA {torch.get('cuda')}). On a GPU its ops stop with \"Detectron2 is not compiled with GPU support!\". "
+        f"Expected _C built with CUDA kernels for the GPUs it will run on.",
+        evidence=(ev("detectron2.c_path", detectron2.get("c_path")),
+                  ev("detectron2.c_has_cuda", detectron2.get("c_has_cuda")),
+                  ev("detectron2.c_cuda_version", said), ev("torch.cuda", torch.get("cuda"))),
+        fixes=fixes)

@@ -178,3 +178,73 @@ def write_stale_build(root: str) -> str:
         fh.write(b"\x7fELF\x02\x01\x01" + b"\0" * 57)
     os.makedirs(os.path.join(build, "lib.linux-x86_64-cpython-38"), exist_ok=True)
     return build
+
+
+MAKE_SH = '''\
+#!/usr/bin/env bash
+# builds and installs the op into the environment, the way the project's INSTALL.md says
+python setup.py build install
+'''
+
+FUNCTIONS_PY = '''\
+import torch
+from torch.autograd import Function
+
+try:
+    import MultiScaleDeformableAttention as MSDA
+except ModuleNotFoundError as e:
+    raise ModuleNotFoundError("compile the op: cd ops && sh make.sh")
+
+
+class ScaleFunction(Function):
+    @staticmethod
+    def forward(ctx, value, scale):
+        return MSDA.ms_deform_attn_forward(value, scale)
+
+
+def scale_reference(value, scale):
+    return value * scale
+'''
+
+MODULES_PY = '''\
+from ..functions.scale_func import ScaleFunction, scale_reference
+
+
+class Scale:
+    def __init__(self, scale):
+        self.scale = scale
+
+    def __call__(self, value):
+        try:
+            return ScaleFunction.apply(value, self.scale)
+        except:
+            # CPU
+            return scale_reference(value, self.scale)
+'''
+
+
+def write_project(root: str, name: str = "proj") -> tuple:
+    """A project with the old ops under ``name/ops``: make.sh (build install), a wrapper that imports
+    the module and calls it, and a module whose bare ``except:`` falls back in silence.
+    Returns (project root, ops dir)."""
+    ops = os.path.join(root, name, "ops")
+    write_old_msda_ops(ops)
+    _write(ops, "make.sh", MAKE_SH)
+    _write(ops, "functions/__init__.py", "from .scale_func import ScaleFunction\n")
+    _write(ops, "functions/scale_func.py", FUNCTIONS_PY)
+    _write(ops, "modules/__init__.py", "from .scale import Scale\n")
+    _write(ops, "modules/scale.py", MODULES_PY)
+    _write(root, f"{name}/__init__.py", "")
+    _write(root, "train.py", f"from {name}.ops.modules import Scale\nprint(Scale(2.0))\n")
+    return root, ops
+
+
+def write_egg(site_packages: str) -> str:
+    """What ``sh make.sh`` with an old setuptools leaves: an egg whose module is a loader stub without
+    the op's functions, put on sys.path by easy-install.pth. Returns the egg dir."""
+    egg = os.path.join(site_packages, f"{MODULE}-1.0-py3.11-linux-x86_64.egg")
+    _write(egg, f"{MODULE}.py", "def __bootstrap__():\n    pass\n__bootstrap__()\n")
+    _write(egg, "EGG-INFO/PKG-INFO", f"Metadata-Version: 2.1\nName: {MODULE}\nVersion: 1.0\n")
+    with open(os.path.join(site_packages, "easy-install.pth"), "a", encoding="utf-8") as fh:
+        fh.write(egg + "\n")
+    return egg

@@ -12,7 +12,8 @@ import pytest
 
 from envdoctor.fix.rcfile import START
 from tests.fix import reports
-from tests.fix.ext_fixtures import MODULE, write_current_msda_ops, write_old_msda_ops, write_stale_build
+from tests.fix.ext_fixtures import (MODULE, write_current_msda_ops, write_egg, write_old_msda_ops, write_project,
+                                    write_stale_build)
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 BUILD_TIMEOUT = 3600
@@ -52,8 +53,8 @@ def test_old_msda_sources_fail_as_is_and_build_after_consented_patch(tmp_path):
     fixed = _fix(["--patch-sources", ops, "--rebuild", ops, "--yes", "--no-rebuild", "--no-smoke",
                   "--from", empty], env, str(tmp_path))
     assert "[done] port" in fixed.stdout, fixed.stdout + fixed.stderr
-    assert f"[done] clean, rebuild and import-test the extension in {ops}: built and imported {MODULE}" \
-        in fixed.stdout, fixed.stdout + fixed.stderr
+    assert f"[done] clean, rebuild, build it in place and prove {MODULE} in {ops}: built and imported {MODULE} " \
+           "with CUDA kernels for sm_80" in fixed.stdout, fixed.stdout + fixed.stderr
     assert glob.glob(os.path.join(ops, "src", "**", "*.envdoctor*"), recursive=True) == []  # backups live elsewhere
     assert glob.glob(str(home / ".cache" / "envdoctor" / "runs" / "*" / "backups" / "*.bak"))
     assert _call_op(ops, env).stdout.strip() == "[0.0, 2.0, 4.0]"
@@ -161,3 +162,69 @@ def test_write_bashrc_on_this_machine_then_users_cuda_extension_builds_in_a_new_
     undo = _fix(["--undo"], env, REPO)
     assert undo.returncode == 0, undo.stdout + undo.stderr
     assert rc.read_bytes() == UBUNTU_BASHRC
+
+
+@pytest.mark.slow
+def test_compile_error_planted_in_the_users_cu_is_shown_with_file_and_symbol(tmp_path):
+    home = tmp_path / "home"
+    home.mkdir()
+    ops = write_current_msda_ops(str(tmp_path / "ops"))
+    cu = os.path.join(ops, "src", "cuda", "ms_deform_attn_cuda.cu")
+    with open(cu, encoding="utf-8") as fh:
+        text = fh.read()
+    with open(cu, "w", encoding="utf-8") as fh:
+        fh.write(text.replace("auto output = at::empty_like(value);",
+                              "auto output = at::empty_like(value);\n  planted_undefined_symbol(value);"))
+    env = _env(home, CUDA_HOME="/usr/local/cuda", TORCH_CUDA_ARCH_LIST="8.0")
+    empty = reports.save(reports.report([]), tmp_path / "report.json")
+    fixed = _fix(["--rebuild", ops, "--yes", "--no-smoke", "--from", empty], env, str(tmp_path))
+    assert fixed.returncode == 1
+    out = fixed.stdout
+    assert f"[FAILED] clean, rebuild, build it in place and prove {MODULE} in {ops}" in out, out + fixed.stderr
+    first = out.split("first error:\n", 1)[1].splitlines()[0].strip()
+    assert first.startswith(cu) and 'identifier "planted_undefined_symbol" is undefined' in first, out
+    log = out.split("full log: ", 1)[1].splitlines()[0]
+    assert os.path.isfile(log) and "planted_undefined_symbol" in open(log, encoding="utf-8").read()
+    assert "healthy" not in out.split("[FAILED]", 1)[1].replace("not healthy", "")
+    assert "Not fixed: a step above failed" in out
+    assert "what it means: The NVIDIA driver" not in out  # torch's init warning is not why the build failed
+
+
+def _venv(path):
+    subprocess.run([sys.executable, "-m", "venv", "--system-site-packages", str(path)], check=True, timeout=300)
+    python = os.path.join(str(path), "bin", "python")
+    site = subprocess.run([python, "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
+                          capture_output=True, text=True, check=True).stdout.strip()
+    return python, site
+
+
+@pytest.mark.slow
+def test_fix_in_a_project_ports_builds_installs_over_a_stale_egg_proves_and_undoes(tmp_path):
+    """A make.sh project (build install) with old sources, a bare-except wrapper and a stale egg
+    from an earlier `sh make.sh`: one `fix --yes` leaves the op importable from the project with
+    CUDA kernels and its functions; --undo takes the install and the ports back."""
+    home = tmp_path / "home"
+    home.mkdir()
+    root, ops = write_project(str(tmp_path / "work"))
+    python, site = _venv(tmp_path / "venv")
+    egg = write_egg(site)
+    env = _env(home, CUDA_HOME="/usr/local/cuda", TORCH_CUDA_ARCH_LIST="8.0")
+    run = subprocess.run([python, "-m", "envdoctor", "fix", "--yes", "--no-smoke", "--path", root], env=env,
+                         cwd=root, capture_output=True, text=True, timeout=BUILD_TIMEOUT)
+    out = run.stdout + run.stderr
+    assert f"[done] clean, rebuild, install it into the environment and prove {MODULE} in {ops}" in out, out
+    assert "with CUDA kernels for sm_80" in out and f"envdoctor-{MODULE}.pth" in out, out
+    assert "scale.py:11 (bare except:) catches every failure around ScaleFunction" in out
+    code = (f"import torch, {MODULE} as m; print(m.__file__); "
+            "print(m.ms_deform_attn_forward(torch.arange(3.0, dtype=torch.float64), 2.0).tolist())")
+    used = subprocess.run([python, "-c", code], env=env, cwd=root, capture_output=True, text=True, timeout=300)
+    assert used.stdout.splitlines() == [os.path.join(ops, f"{MODULE}.cpython-{sys.version_info.major}"
+                                                          f"{sys.version_info.minor}-x86_64-linux-gnu.so"),
+                                        "[0.0, 2.0, 4.0]"], used.stdout + used.stderr
+    assert os.path.isdir(egg)  # the user's old install is hidden, not removed
+    undo = subprocess.run([python, "-m", "envdoctor", "fix", "--undo"], env=env, cwd=root, capture_output=True,
+                          text=True, timeout=300)
+    assert undo.returncode == 0, undo.stdout + undo.stderr
+    assert not os.path.exists(os.path.join(site, f"envdoctor-{MODULE}.pth"))
+    with open(os.path.join(ops, "src", "cpu", "ms_deform_attn_cpu.cpp"), encoding="utf-8") as fh:
+        assert "AT_CHECK(" in fh.read()  # the port is undone too

@@ -67,7 +67,7 @@ def test_cpu_only_build(tmp_path):
             return "GCC 7.5"
     """)
     value = _fact(path).value
-    assert value["imports"] is True and value["cuda"] is None
+    assert value["imports"] is True and value["cuda"] is None and value["c_cuda_version"] == "not available"
 
 
 def test_c_with_undefined_symbol(tmp_path):
@@ -135,3 +135,30 @@ def test_cuda_of():
     assert cuda_of("not available") is None
     assert cuda_of(None) is None
     assert cuda_of("HIP 4.2") is None
+
+
+ELF = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "fixtures", "elf")
+
+
+def test_c_library_tells_whether_it_has_cuda_kernels(tmp_path):
+    """A real library next to a _C module: its fatbin says whether kernels are there (no GPU, no import)."""
+    from envdoctor.render.summary import detectron2_line
+    from envdoctor.model import Fact, FactSet
+
+    path = _fake_d2(tmp_path, """
+        def get_cuda_version():
+            return "not available"
+        def get_compiler_version():
+            return "GCC 12.2"
+    """)
+    so = os.path.join(path, "detectron2", "_C.cpython-311-x86_64-linux-gnu.so")
+    shutil.copy(os.path.join(ELF, "no_device_code.so"), so)
+    value = _fact(path).value  # the library shadows _C.py and is no Python module: it does not import
+    assert value["c_path"] == so and value["c_has_cuda"] is False and value["imports"] is False
+    line = detectron2_line(FactSet([Fact("detectron2", dict(value, c_cuda_version="not available"), source="t")]))
+    assert line == f"0.6 (_C: {so}; no CUDA kernels (CPU-only build); get_cuda_version(): not available; " \
+                   "does not import)"
+    shutil.copy(os.path.join(ELF, "kernel_sm90_ptx120.so"), so)
+    value = _fact(path).value
+    assert value["c_has_cuda"] is True and value["c_device"]["sm"] == [90]
+    assert "CUDA kernels: sm_90, PTX 120" in detectron2_line(FactSet([Fact("detectron2", value, source="t")]))

@@ -131,9 +131,27 @@ def healthy() -> Dict[str, Any]:
                     "kind": "extension", "name": "MultiScaleDeformableAttention", "owner": "mask2former",
                     "built_with": dict(FRESH), "imports": True, "import_error": None}],
         "ext_sources": [],
+        "ext_projects": [dict(PROJECT)],
         "detectron2": {"version": "0.6", "path": f"{SITE}/detectron2", "cuda": "13.0", "compiler": "GCC 12.2",
-                       "torch_built": "2.14.1", "imports": True, "import_error": None},
+                       "torch_built": "2.14.1", "imports": True, "import_error": None,
+                       "c_path": f"{SITE}/detectron2/_C.cpython-311-x86_64-linux-gnu.so", "c_has_cuda": True,
+                       "c_device": {"sm": [86], "ptx": [], "error": None}},
     }
+
+
+CU13_WHEEL = {"root": f"{SITE}/nvidia/cu13", "real_root": f"{SITE}/nvidia/cu13", "kind": "pip", "has_nvcc": False,
+              "has_runtime_header": True, "has_cudart": True, "version": "13.0.96", "found_via": ["pip nvidia wheels"]}
+PROJECT = {"root": OPS, "kind": "setup", "modules": ["MultiScaleDeformableAttention"], "install": "environment",
+           "make_sh": f"{OPS}/make.sh", "project": "/home/u/Mask2Former",
+           "uses": {"MultiScaleDeformableAttention": {"wrappers": [f"{OPS}/functions/ms_deform_attn_func.py"],
+                                                      "calls": ["ms_deform_attn_forward"], "fallbacks": []}},
+           "outputs": {"MultiScaleDeformableAttention": []}}
+FALLBACK = {"file": f"{OPS}/modules/ms_deform_attn.py", "line": 119, "except": "bare except:",
+            "guards": "MSDeformAttnFunction"}
+D2_CHECKOUT = {"version": "0.6", "path": "/home/u/detectron2/detectron2", "cuda": None, "compiler": "GCC 12.2",
+               "torch_built": "2.14.1", "imports": True, "import_error": None,
+               "c_path": "/home/u/detectron2/detectron2/_C.cpython-311-x86_64-linux-gnu.so",
+               "c_device": {"sm": [90], "ptx": [], "error": None}}
 
 
 def make_facts(changes: Optional[Dict[str, Any]] = None, base: Optional[Dict[str, Any]] = None) -> FactSet:
@@ -339,6 +357,11 @@ FIRES: List[tuple] = [
                                            "built_with": dict(FRESH, torch="2.5.1"), "imports": False,
                                            "import_error": "ImportError: ext.so: undefined symbol: _ZN3c105Error"}]},
      ["undefined symbol", "torch 2.5.1"]),
+    ("ED602", Severity.WARNING, {"builds": [{"path": f"{OPS}/build/lib.linux-x86_64-cpython-38/ext.so",
+                                             "kind": "extension", "owner": "other", "imports": False,
+                                             "built_with": dict(FRESH, python="3.8"),
+                                             "import_error": "ImportError: wrong Python"}]},
+     ["leftover copy in /home/u/Mask2Former/mask2former/modeling/pixel_decoder/ops/build", "Python 3.8"]),
     ("ED603", Severity.WARNING, {"builds": [{"path": f"{OPS}/ext.so", "kind": "extension", "owner": "other",
                                              "built_with": dict(FRESH, cuda="12.8"), "imports": True}]},
      ["CUDA 12.8"]),
@@ -348,6 +371,15 @@ FIRES: List[tuple] = [
     ("ED604", Severity.WARNING, {"ext_sources": [{"file": f"{OPS}/src/cuda/ms_deform_attn_cuda.cu", "line": 64,
                                                   "api": "x.type() in AT_DISPATCH", "text": "value.type()",
                                                   "replacement": "value.scalar_type()"}]}, ["deprecated"]),
+    ("ED605", Severity.WARNING, {"builds": []}, ["MultiScaleDeformableAttention from", "is not built here",
+                                                 "make.sh installs it into the environment"]),
+    ("ED606", Severity.WARNING, {"ext_projects": [dict(PROJECT, uses={"MultiScaleDeformableAttention": {
+        "calls": [], "fallbacks": [FALLBACK]}})]}, ["ms_deform_attn.py:119 (bare except:)", "in silence"]),
+    ("ED607", Severity.ERROR, {"builds": [{"path": f"{OPS}/MultiScaleDeformableAttention.cpython-311-x86_64-linux-gnu.so",
+                                           "kind": "extension", "name": "MultiScaleDeformableAttention",
+                                           "owner": "mask2former", "built_with": dict(FRESH), "imports": True,
+                                           "defines": ["ms_deform_attn_backward"]}]},
+     ["lacks ms_deform_attn_forward", "wrapper calls"]),
     ("ED701", Severity.ERROR, {"detectron2:imports": False, "detectron2:import_error":
                                "ImportError: detectron2/_C.so: undefined symbol: _ZN2at5emptyE"}, ["undefined"]),
     ("ED702", Severity.ERROR, {"detectron2:cuda": "12.4", "detectron2:torch_built": "2.5.1"},
@@ -358,6 +390,10 @@ FIRES: List[tuple] = [
     ("ED703", Severity.ERROR, {"env.python:version": "3.6.9", "builds": []}, ["detectron2 needs Python >=3.7"]),
     ("ED704", Severity.WARNING, {"torch:cuda_available": False, "driver.present": False, "gpus": MISSING},
      ["FORCE_CUDA=1", "TORCH_CUDA_ARCH_LIST=7.5;8.0;8.6;9.0;10.0;12.0+PTX", "No CUDA runtime is found"]),
+    ("ED705", Severity.ERROR, {"detectron2": dict(D2_CHECKOUT, c_has_cuda=False, c_cuda_version="not available"),
+                               "toolkits": [dict(CUDA13), dict(CU13_WHEEL)]},
+     ["CPU-only _C", "not compiled with GPU support", "'not available'", "CUDA 13.0"]),
+    ("ED705", Severity.ERROR, {"detectron2:c_has_cuda": False}, ["CPU-only _C"]),
     ("ED704", Severity.WARNING, {"torch:cuda_available": False, "torch:cuda_error": "CUDA unknown error"},
      ["TORCH_CUDA_ARCH_LIST=8.6"]),
 ]
@@ -444,12 +480,25 @@ SILENT: List[tuple] = [
     ("ED602", {}),
     ("ED603", {}),
     ("ED604", {}),
+    ("ED605", {}),  # the module is built (found among the builds)
+    ("ED605", {"ext_projects": [dict(PROJECT, outputs={"MultiScaleDeformableAttention": [f"{OPS}/M.so"]})],
+               "builds": []}),
+    ("ED606", {}),
+    ("ED607", {}),
+    ("ED607", {"builds": [{"path": f"{OPS}/MultiScaleDeformableAttention.cpython-311-x86_64-linux-gnu.so",
+                           "kind": "extension", "name": "MultiScaleDeformableAttention", "owner": "mask2former",
+                           "built_with": dict(FRESH), "imports": True,
+                           "defines": ["ms_deform_attn_backward", "ms_deform_attn_forward"]}]}),
     ("ED701", {}),
     ("ED701", {"detectron2": MISSING}),
     ("ED702", {}),
     ("ED703", {}),
     ("ED703", {"torch:version": "1.7.1+cu110", "detectron2": MISSING, "builds": []}),  # neither is used here
     ("ED704", {}),
+    ("ED705", {}),
+    ("ED705", {"detectron2": dict(D2_CHECKOUT, c_has_cuda=True)}),
+    ("ED705", {"detectron2": dict(D2_CHECKOUT, c_has_cuda=False), "torch:cuda": None,
+               "torch:version": "2.14.1+cpu"}),  # a CPU-only torch: a CPU-only _C is what fits
     ("ED704", {"torch:cuda_available": False, "env.vars": {"CUDA_HOME": "/usr/local/cuda", "FORCE_CUDA": "1",
                                                           "TORCH_CUDA_ARCH_LIST": "8.6"}}),
 ]
