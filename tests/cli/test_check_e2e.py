@@ -36,7 +36,7 @@ def cuda_home_errors(result):
 
 @pytest.mark.skipif(not HAS_WRAPPER_DEFECT, reason="needs this machine's nvcc wrapper and CUDA 13.0 toolkit")
 def test_this_machine_cuda_home_guess_is_found_and_fixed(tmp_path):
-    result = run_check("--format", "json", cwd=tmp_path)
+    result = run_check("--format", "json", "--no-redact", cwd=tmp_path)  # the fixes' paths are applied below
     assert result.returncode == 1, result.stderr
     errors = cuda_home_errors(result)
     assert errors, findings(result)
@@ -47,7 +47,14 @@ def test_this_machine_cuda_home_guess_is_found_and_fixed(tmp_path):
     actions = [fix["action"] for f in errors for fix in f["fixes"]]
     assert "set_env" in actions
 
-    fixed = run_check("--format", "json", env={"CUDA_HOME": "/usr/local/cuda"}, cwd=tmp_path)
+    # The environment the findings' fixes ask for (CUDA_HOME; where this machine also has Debian's
+    # CUDA 11.8 headers in /usr/include, CPATH for the 13.0 ones; the arch list, with no GPU here).
+    env = {"CUDA_HOME": "/usr/local/cuda"}
+    for finding in findings(result):
+        fix = next((x for x in finding["fixes"] if x["action"] == "set_env"), None)
+        if fix and finding["code"] != "ED203":
+            env.update(fix["params"]["vars"])
+    fixed = run_check("--format", "json", env=env, cwd=tmp_path)
     assert cuda_home_errors(fixed) == []
     assert not [f for f in findings(fixed) if f["severity"] == "error"], findings(fixed)
     assert fixed.returncode == 0, fixed.stdout[-2000:]
