@@ -22,10 +22,12 @@ import re
 from dataclasses import dataclass, field
 from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple
 
-from packaging.specifiers import InvalidSpecifier, SpecifierSet
-from packaging.version import InvalidVersion, Version
+from typing import TYPE_CHECKING
 
 from envdoctor.model import Fact, FactSet
+
+if TYPE_CHECKING:  # packaging is imported where a spec is parsed: `check` without a table never pays for it
+    from packaging.specifiers import SpecifierSet
 
 TABLE = "tool.envdoctor.require"
 HEADER = "[tool.envdoctor.require]"
@@ -73,7 +75,9 @@ def normalise_spec(text: str) -> str:
     return ",".join(("==" + p) if p[:1].isdigit() else p for p in parts)
 
 
-def parse_spec(text: Any) -> SpecifierSet:
+def parse_spec(text: Any) -> "SpecifierSet":
+    from packaging.specifiers import InvalidSpecifier, SpecifierSet
+
     if not isinstance(text, str) or not text.strip():
         raise InvalidSpecifier(f"expected a version spec string, got {text!r}")
     parts = [p.strip() for p in text.split(",")]
@@ -84,6 +88,8 @@ def parse_spec(text: Any) -> SpecifierSet:
 
 def spec_allows(spec: str, version: Any) -> Optional[bool]:
     """Does ``version`` ("535.104.05", "2.14.1+cu130", "8.6") satisfy ``spec``? None: not a version."""
+    from packaging.version import InvalidVersion, Version
+
     try:
         parsed = Version(str(version).strip())
     except (InvalidVersion, TypeError):
@@ -94,6 +100,8 @@ def spec_allows(spec: str, version: Any) -> Optional[bool]:
 # ---------------------------------------------------------------- validation
 
 def _check_value(key: str, value: Any, where: str) -> Any:
+    from packaging.specifiers import InvalidSpecifier
+
     kind, meaning = KEYS[key]
 
     def bad(why: str) -> RequirementError:
