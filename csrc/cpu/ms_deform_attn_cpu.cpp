@@ -179,11 +179,16 @@ void run_tasks(const Problem<scalar_t>& pr, int64_t tasks, bool backward) {
   parallel_tasks(tasks, [&](int64_t t) { fn(pr, t, t + 1); });
 }
 
-// value [N, S, M, D] -> a contiguous [N, M, S, D] copy: one head's pixels are then
-// contiguous (D channels apart instead of M * D), which keeps a head's slice in
-// cache and its pages in the TLB; in value's own layout a 1 KiB pixel stride
-// (M = 8, D = 32 floats) maps every row of a head to the same few cache sets.
-at::Tensor head_major(const at::Tensor& value) { return value.permute({0, 2, 1, 3}).contiguous(); }
+// [N, X, M, ...] -> a contiguous [N, M, X, ...] copy (value [N, S, M, D], sampling
+// locations [N, Lq, M, L, P, 2], attention weights [N, Lq, M, L, P]). One head's
+// pixels are then contiguous (D channels apart instead of M * D), which keeps a
+// head's slice in cache and its pages in the TLB (in value's own layout a 1 KiB pixel
+// stride, M = 8 and D = 32 floats, maps every row of a head to the same few cache
+// sets), and a task for one head reads its locations and weights in whole cache lines
+// instead of 96 bytes out of every 768.
+at::Tensor head_major(const at::Tensor& t) { return t.transpose(1, 2).contiguous(); }
+
+at::Tensor from_head_major(const at::Tensor& t) { return t.transpose(1, 2).contiguous(); }
 
 template <typename scalar_t>
 Problem<scalar_t> problem(const Dims& d, const Levels& lv, const at::Tensor& value, const at::Tensor& loc,
@@ -202,12 +207,12 @@ at::Tensor ms_deform_attn_cpu(const at::Tensor& value_in, const at::Tensor& spat
                               const at::Tensor& level_start_index,
                               const at::Tensor& sampling_loc_in, const at::Tensor& attn_in) {
   const Dims d = check_inputs(value_in, spatial_shapes, level_start_index, sampling_loc_in, attn_in);
-  const at::Tensor loc = sampling_loc_in.contiguous();
-  const at::Tensor attn = attn_in.contiguous();
   if (d.batch * d.queries * d.heads * d.channels == 0) {
     return at::zeros({d.batch, d.queries, d.heads * d.channels}, value_in.options());
   }
   const at::Tensor value = head_major(value_in);
+  const at::Tensor loc = head_major(sampling_loc_in);
+  const at::Tensor attn = head_major(attn_in);
   // Every output element is written by exactly one task (zeros where nothing is sampled).
   at::Tensor out = at::empty({d.batch, d.queries, d.heads * d.channels}, value.options());
   const Levels lv = read_levels(spatial_shapes, level_start_index);
@@ -240,14 +245,17 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> ms_deform_attn_backward_cpu(
   const Dims d = check_inputs(value_in, spatial_shapes, level_start_index, sampling_loc_in, attn_in);
   check_grad_output(grad_out_in, d, value_in);
   const at::Tensor grad_out = grad_out_in.contiguous();
-  const at::Tensor loc = sampling_loc_in.contiguous();
-  const at::Tensor attn = attn_in.contiguous();
-  at::Tensor grad_loc = at::zeros_like(loc);
-  at::Tensor grad_attn = at::zeros_like(attn);
   if (grad_out.numel() == 0 || value_in.numel() == 0) {
-    return std::make_tuple(at::zeros_like(value_in, at::MemoryFormat::Contiguous), grad_loc, grad_attn);
+    return std::make_tuple(at::zeros_like(value_in, at::MemoryFormat::Contiguous),
+                           at::zeros_like(sampling_loc_in, at::MemoryFormat::Contiguous),
+                           at::zeros_like(attn_in, at::MemoryFormat::Contiguous));
   }
   const at::Tensor value = head_major(value_in);
+  const at::Tensor loc = head_major(sampling_loc_in);
+  const at::Tensor attn = head_major(attn_in);
+  // Written head-major like loc/attn (samples outside the maps stay zero), permuted back at the end.
+  at::Tensor grad_loc_hm = at::zeros_like(loc);
+  at::Tensor grad_attn_hm = at::zeros_like(attn);
   const Levels lv = read_levels(spatial_shapes, level_start_index);
   const int64_t chunks = backward_chunks(d);
   at::Tensor grad_value;
@@ -261,8 +269,8 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> ms_deform_attn_backward_cpu(
     Problem<scalar_t> pr = problem<scalar_t>(d, lv, value, loc, attn, zero_row);
     pr.grad_out = grad_out.const_data_ptr<scalar_t>();
     pr.grad_value = accum.data_ptr<acc_t>();
-    pr.grad_loc = grad_loc.data_ptr<scalar_t>();
-    pr.grad_attn = grad_attn.data_ptr<scalar_t>();
+    pr.grad_loc = grad_loc_hm.data_ptr<scalar_t>();
+    pr.grad_attn = grad_attn_hm.data_ptr<scalar_t>();
     pr.chunks = chunks;
     pr.chunk_queries = (d.queries + chunks - 1) / chunks;
     run_tasks(pr, chunks * d.batch * d.heads, /*backward=*/true);
@@ -270,7 +278,7 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> ms_deform_attn_backward_cpu(
     grad_value = at::empty({d.batch, d.spatial, d.heads, d.channels}, value.options());
     grad_value.copy_(total.permute({0, 2, 1, 3}));
   });
-  return std::make_tuple(grad_value, grad_loc, grad_attn);
+  return std::make_tuple(grad_value, from_head_major(grad_loc_hm), from_head_major(grad_attn_hm));
 }
 
 }  // namespace

@@ -94,7 +94,8 @@ MSDA_ALWAYS_INLINE void axpy_avx2(float* gv, float w, const float* g, int64_t D)
 #endif
 
 // Forward tasks [begin, end): a task is (batch, head, block of queries) and writes
-// the output rows of that head for those queries. value is head-major [N, M, S, D].
+// the output rows of that head for those queries. value is head-major [N, M, S, D],
+// sampling locations and attention weights too ([N, M, Lq, L, P(, 2)]).
 // FIXED_D > 0 compiles the channel loops for that channel count; 0 handles any.
 template <typename scalar_t, int FIXED_D>
 void forward_tasks(const Problem<scalar_t>& pr, int64_t begin, int64_t end) {
@@ -117,7 +118,7 @@ void forward_tasks(const Problem<scalar_t>& pr, int64_t begin, int64_t end) {
     for (int64_t q = block * pr.query_block; q < q_end; ++q) {
       const int64_t row = b * Lq + q;
       for (int64_t c = 0; c < D; ++c) acc[c] = acc_t(0);
-      const int64_t head_row = (row * M + m) * L;
+      const int64_t head_row = ((b * M + m) * Lq + q) * L;  // loc/attn are head-major
       for (int64_t l = 0; l < L; ++l) {
         const int64_t H = pr.lv->height[l], W = pr.lv->width[l];
         const scalar_t* level_base = head_base + pr.lv->start[l] * D;
@@ -179,7 +180,7 @@ void backward_tasks(const Problem<scalar_t>& pr, int64_t begin, int64_t end) {
         for (int64_t c = 0; c < D; ++c) g_buffer[c] = static_cast<acc_t>(g_in[c]);
         g = g_buffer.data();
       }
-      const int64_t head_row = (row * M + m) * L;
+      const int64_t head_row = ((b * M + m) * Lq + q) * L;  // loc/attn are head-major
       for (int64_t l = 0; l < L; ++l) {
         const int64_t H = pr.lv->height[l], W = pr.lv->width[l];
         const scalar_t* level_base = head_base + pr.lv->start[l] * D;
