@@ -250,6 +250,8 @@ def main(argv=None) -> int:
     started = time.time()
     env = dict(os.environ)
     env["PYTHONPATH"] = ROOT + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
+    if args.cache_dir:  # every child (build, op check, benchmark, smoke) uses the same build cache
+        env["ENVDOCTOR_CACHE_DIR"] = os.path.abspath(args.cache_dir)
 
     present, how, names = detect_gpus(env)
     if present is not False:
