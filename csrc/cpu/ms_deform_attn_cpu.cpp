@@ -33,12 +33,14 @@
 #include <ATen/Parallel.h>
 #include <ATen/Version.h>
 #include <ATen/ops/empty.h>
+#include <ATen/ops/empty_like.h>
 #include <ATen/ops/zeros.h>
 #include <ATen/ops/zeros_like.h>
 #include <torch/library.h>
 
 #include <algorithm>
 #include <atomic>
+#include <cstring>
 #include <string>
 #include <tuple>
 #include <type_traits>
@@ -179,16 +181,70 @@ void run_tasks(const Problem<scalar_t>& pr, int64_t tasks, bool backward) {
   parallel_tasks(tasks, [&](int64_t t) { fn(pr, t, t + 1); });
 }
 
-// [N, X, M, ...] -> a contiguous [N, M, X, ...] copy (value [N, S, M, D], sampling
-// locations [N, Lq, M, L, P, 2], attention weights [N, Lq, M, L, P]). One head's
-// pixels are then contiguous (D channels apart instead of M * D), which keeps a
-// head's slice in cache and its pages in the TLB (in value's own layout a 1 KiB pixel
+// Layout changes and zero fills, all done in one parallel region per call: each
+// at:: op is a parallel region of its own, and on a loaded machine every region
+// costs a wait until all its threads have been scheduled.
+//
+// [N, X, M, ...] <-> [N, M, X, ...] copies (value [N, S, M, D], sampling locations
+// [N, Lq, M, L, P, 2], attention weights [N, Lq, M, L, P]). Head-major, one head's
+// pixels are contiguous (D channels apart instead of M * D), which keeps a head's
+// slice in cache and its pages in the TLB (in value's own layout a 1 KiB pixel
 // stride, M = 8 and D = 32 floats, maps every row of a head to the same few cache
-// sets), and a task for one head reads its locations and weights in whole cache lines
-// instead of 96 bytes out of every 768.
-at::Tensor head_major(const at::Tensor& t) { return t.transpose(1, 2).contiguous(); }
+// sets), and a task for one head reads its locations and weights in whole cache
+// lines instead of 96 bytes out of every 768.
+struct Job {
+  const char* src;  // [A, B, C, row bytes], contiguous; nullptr: zero-fill dst
+  char* dst;        // [A, C, B, row bytes]
+  int64_t A, B, C, row;
+};
 
-at::Tensor from_head_major(const at::Tensor& t) { return t.transpose(1, 2).contiguous(); }
+Job transpose12(const at::Tensor& src, const at::Tensor& dst) {
+  const int64_t row = src.dim() > 3 ? src.numel() / std::max<int64_t>(1, src.size(0) * src.size(1) * src.size(2)) : 1;
+  return Job{static_cast<const char*>(src.const_data_ptr()), static_cast<char*>(dst.data_ptr()), src.size(0),
+             src.size(1), src.size(2), row * static_cast<int64_t>(src.element_size())};
+}
+
+Job zero_fill(const at::Tensor& dst) {
+  return Job{nullptr, static_cast<char*>(dst.data_ptr()), 1, 1, 1, dst.numel() * static_cast<int64_t>(dst.element_size())};
+}
+
+void run_jobs(const std::vector<Job>& jobs) {
+  struct Block {
+    size_t job;
+    int64_t begin, end;  // (a, b) pairs, or bytes for a fill
+  };
+  std::vector<Block> blocks;
+  constexpr int64_t kBlockBytes = 256 << 10;
+  for (size_t j = 0; j < jobs.size(); ++j) {
+    const Job& job = jobs[j];
+    const int64_t units = job.src ? job.A * job.B : job.row;
+    const int64_t unit_bytes = job.src ? job.C * job.row : 1;
+    const int64_t step = std::max<int64_t>(1, kBlockBytes / std::max<int64_t>(1, unit_bytes));
+    for (int64_t u = 0; u < units; u += step) blocks.push_back({j, u, std::min(units, u + step)});
+  }
+  parallel_tasks(static_cast<int64_t>(blocks.size()), [&](int64_t t) {
+    const Block& blk = blocks[t];
+    const Job& job = jobs[blk.job];
+    if (!job.src) {
+      std::memset(job.dst + blk.begin, 0, blk.end - blk.begin);
+      return;
+    }
+    for (int64_t pair = blk.begin; pair < blk.end; ++pair) {
+      const int64_t a = pair / job.B, b = pair % job.B;
+      for (int64_t c = 0; c < job.C; ++c) {
+        std::memcpy(job.dst + ((a * job.C + c) * job.B + b) * job.row, job.src + (pair * job.C + c) * job.row,
+                    job.row);
+      }
+    }
+  });
+}
+
+// Empty [N, M, X, ...] for a [N, X, M, ...] tensor (and back: the same swap).
+at::Tensor swapped12(const at::Tensor& t) {
+  std::vector<int64_t> sizes(t.sizes().begin(), t.sizes().end());
+  std::swap(sizes[1], sizes[2]);
+  return at::empty(sizes, t.options());
+}
 
 template <typename scalar_t>
 Problem<scalar_t> problem(const Dims& d, const Levels& lv, const at::Tensor& value, const at::Tensor& loc,
@@ -210,9 +266,10 @@ at::Tensor ms_deform_attn_cpu(const at::Tensor& value_in, const at::Tensor& spat
   if (d.batch * d.queries * d.heads * d.channels == 0) {
     return at::zeros({d.batch, d.queries, d.heads * d.channels}, value_in.options());
   }
-  const at::Tensor value = head_major(value_in);
-  const at::Tensor loc = head_major(sampling_loc_in);
-  const at::Tensor attn = head_major(attn_in);
+  const at::Tensor value_c = value_in.contiguous(), loc_c = sampling_loc_in.contiguous();
+  const at::Tensor attn_c = attn_in.contiguous();
+  const at::Tensor value = swapped12(value_c), loc = swapped12(loc_c), attn = swapped12(attn_c);
+  run_jobs({transpose12(value_c, value), transpose12(loc_c, loc), transpose12(attn_c, attn)});
   // Every output element is written by exactly one task (zeros where nothing is sampled).
   at::Tensor out = at::empty({d.batch, d.queries, d.heads * d.channels}, value.options());
   const Levels lv = read_levels(spatial_shapes, level_start_index);
@@ -250,21 +307,22 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> ms_deform_attn_backward_cpu(
                            at::zeros_like(sampling_loc_in, at::MemoryFormat::Contiguous),
                            at::zeros_like(attn_in, at::MemoryFormat::Contiguous));
   }
-  const at::Tensor value = head_major(value_in);
-  const at::Tensor loc = head_major(sampling_loc_in);
-  const at::Tensor attn = head_major(attn_in);
-  // Written head-major like loc/attn (samples outside the maps stay zero), permuted back at the end.
-  at::Tensor grad_loc_hm = at::zeros_like(loc);
-  at::Tensor grad_attn_hm = at::zeros_like(attn);
+  const at::Tensor value_c = value_in.contiguous(), loc_c = sampling_loc_in.contiguous();
+  const at::Tensor attn_c = attn_in.contiguous();
+  const at::Tensor value = swapped12(value_c), loc = swapped12(loc_c), attn = swapped12(attn_c);
+  // Written head-major like loc/attn (samples outside the maps stay zero), swapped back at the end.
+  const at::Tensor grad_loc_hm = at::empty_like(loc), grad_attn_hm = at::empty_like(attn);
   const Levels lv = read_levels(spatial_shapes, level_start_index);
   const int64_t chunks = backward_chunks(d);
-  at::Tensor grad_value;
+  at::Tensor grad_value, grad_loc, grad_attn;
   AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, value.scalar_type(), "ms_deform_attn_backward_cpu", [&] {
     using acc_t = at::opmath_type<scalar_t>;
     // grad_value is accumulated head-major in acc_t, one copy per query block,
     // then summed over the blocks and copied to value's layout and dtype.
-    at::Tensor accum = at::zeros({chunks, d.batch, d.heads, d.spatial, d.channels},
-                                 value.options().dtype(c10::CppTypeToScalarType<acc_t>::value));
+    const at::Tensor accum = at::empty({chunks, d.batch, d.heads, d.spatial, d.channels},
+                                       value.options().dtype(c10::CppTypeToScalarType<acc_t>::value));
+    run_jobs({transpose12(value_c, value), transpose12(loc_c, loc), transpose12(attn_c, attn),
+              zero_fill(grad_loc_hm), zero_fill(grad_attn_hm), zero_fill(accum)});
     const std::vector<scalar_t> zero_row(d.channels, scalar_t(0));
     Problem<scalar_t> pr = problem<scalar_t>(d, lv, value, loc, attn, zero_row);
     pr.grad_out = grad_out.const_data_ptr<scalar_t>();
@@ -274,11 +332,19 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> ms_deform_attn_backward_cpu(
     pr.chunks = chunks;
     pr.chunk_queries = (d.queries + chunks - 1) / chunks;
     run_tasks(pr, chunks * d.batch * d.heads, /*backward=*/true);
-    const at::Tensor total = chunks == 1 ? accum.select(0, 0) : accum.sum(0);
     grad_value = at::empty({d.batch, d.spatial, d.heads, d.channels}, value.options());
-    grad_value.copy_(total.permute({0, 2, 1, 3}));
+    grad_loc = swapped12(grad_loc_hm);
+    grad_attn = swapped12(grad_attn_hm);
+    std::vector<Job> back = {transpose12(grad_loc_hm, grad_loc), transpose12(grad_attn_hm, grad_attn)};
+    if (std::is_same<acc_t, scalar_t>::value && chunks == 1) {
+      back.push_back(transpose12(accum.select(0, 0), grad_value));
+      run_jobs(back);
+    } else {
+      run_jobs(back);
+      grad_value.copy_((chunks == 1 ? accum.select(0, 0) : accum.sum(0)).permute({0, 2, 1, 3}));
+    }
   });
-  return std::make_tuple(grad_value, from_head_major(grad_loc_hm), from_head_major(grad_attn_hm));
+  return std::make_tuple(grad_value, grad_loc, grad_attn);
 }
 
 }  // namespace
