@@ -1,10 +1,12 @@
 // CPU kernels of MSDeformAttn.
 //
-//  * Both kernels first copy `value` head-major ([N, S, M, D] -> [N, M, S, D]):
+//  * Both kernels first copy `value` head-major ([N, S, M, D] -> [N, M, S, D]), and
+//    the sampling locations and weights too ([N, Lq, M, ...] -> [N, M, Lq, ...]):
 //    one head's pixels are then contiguous, so a head's slice (S x D, about 0.7 MB
 //    for Mask2Former at 512x512) stays in the core's L2 cache and TLB whatever the
 //    sampling pattern. In value's own layout the 1 KiB pixel stride (M = 8,
 //    D = 32 floats) maps all rows of a head onto a sixteenth of the cache sets.
+//    The copies and zero fills of a pass run in one parallel region (run_jobs).
 //  * Forward: tasks are (batch, head, block of queries); a task writes its output
 //    rows only. Per sample the four corners are fetched once, the bilinear weights
 //    computed once (ms_deform_attn_math.h) and folded into the attention weight,
