@@ -1,22 +1,34 @@
 """MSDeformAttn on CPU: the compiled kernel vs the grid_sample reference, in the same run.
 
 Mask2Former pixel-decoder shapes: 3 levels at strides 8/16/32 of a square input,
-every pixel of the 3 levels is a query (as in the encoder), d_model 256, 8 heads,
-4 points, batch 2, float32. Reports median times and the speed-up ratios, and the
-peak extra memory of one forward+backward (max RSS growth, each measured in a fresh
-process so one implementation's peak cannot hide the other's).
+every pixel of the 3 levels is a query (as in the encoder), d_model 256, 8 heads
+(D = 32), 4 points, batch 2, float32. Two sampling patterns, measured side by side:
 
-    python benchmarks/bench_msda_cpu.py [--sizes 512 1024] [--repeat 3] [--json out.json]
+* encoder: each query samples around its own pixel (reference point) with offsets
+  of a few pixels, as Mask2Former's encoder does;
+* uniform: locations spread uniformly over the whole map (a cache worst case).
+
+Timing: after one warm-up call of each, the reference and the compiled op are
+run in alternated pairs (reference first in even pairs, compiled first in odd
+ones), so load from other processes hits both alike. Each run measures the
+forward alone (no autograd), and one forward+backward through autograd split into
+its forward and backward parts. The ratio reference/compiled is taken per pair;
+the report gives the median ratio and its spread (min-max over pairs), and the
+median times. Peak memory is the growth of the process's peak RSS (VmHWM) during
+one forward+backward, each implementation in a fresh process.
+
+    python benchmarks/bench_msda_cpu.py [--sizes 512 1024] [--pairs 5] [--threads 2] [--json out.json]
 """
 from __future__ import annotations
 
 import argparse
 import json
 import os
+import statistics
 import subprocess
 import sys
 import time
-from typing import Tuple
+from typing import Dict, List
 
 import torch
 
@@ -25,6 +37,9 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 from envdoctor import ops  # noqa: E402  (the repo, not an installed copy)
 
 HEADS, POINTS, D_MODEL, BATCH = 8, 4, 256, 2
+PATTERNS = ("encoder", "uniform")
+IMPLS = ("reference", "compiled")
+PARTS = ("fwd", "bwd", "fwdbwd")
 
 
 def make_inputs(size: int, seed: int = 0, uniform: bool = False):
@@ -53,31 +68,56 @@ def _pixel_centres(h: int, w: int) -> torch.Tensor:
     return torch.stack([xs.reshape(-1), ys.reshape(-1)], -1)
 
 
-def run_once(impl: str, inputs, backward: bool) -> Tuple[float, float]:
-    """(wall seconds, CPU seconds of the whole process) of one call."""
-    value, shapes, starts, loc, attn = (t.detach().requires_grad_(backward and t.is_floating_point())
-                                        for t in inputs)
-    wall, cpu = time.perf_counter(), time.process_time()
+def run_once(impl: str, inputs) -> Dict[str, float]:
+    """Seconds of: the forward alone (no autograd), and one forward+backward through
+    autograd split into its forward and backward parts."""
+    with torch.no_grad():
+        start = time.perf_counter()
+        ops.ms_deform_attn(*inputs, impl=impl)
+        fwd = time.perf_counter() - start
+    value, shapes, starts, loc, attn = (t.detach().requires_grad_(t.is_floating_point()) for t in inputs)
+    start = time.perf_counter()
     out = ops.ms_deform_attn(value, shapes, starts, loc, attn, impl=impl)
-    if backward:
-        out.backward(torch.ones_like(out))
-    return time.perf_counter() - wall, time.process_time() - cpu
+    mid = time.perf_counter()
+    out.backward(torch.ones_like(out))
+    end = time.perf_counter()
+    return {"fwd": fwd, "bwd": end - mid, "fwdbwd": end - start}
 
 
-def best_time(impl: str, inputs, backward: bool, repeat: int) -> Tuple[float, float]:
-    """Fastest of ``repeat`` runs (other load on the machine only ever adds time)."""
-    run_once(impl, inputs, backward)  # warm-up: allocator, thread pool, caches
-    runs = [run_once(impl, inputs, backward) for _ in range(repeat)]
-    return min(r[0] for r in runs), min(r[1] for r in runs)
+def alternated_pairs(inputs, pairs: int) -> List[Dict[str, Dict[str, float]]]:
+    for impl in IMPLS:  # warm-up: allocator, thread pool, caches
+        run_once(impl, inputs)
+    results = []
+    for i in range(pairs):
+        order = IMPLS if i % 2 == 0 else IMPLS[::-1]
+        results.append({impl: run_once(impl, inputs) for impl in order})
+    return results
+
+
+def summarise(pairs: List[Dict[str, Dict[str, float]]]) -> dict:
+    row = {}
+    for part in PARTS:
+        ratios = [p["reference"][part] / p["compiled"][part] for p in pairs]
+        row[part] = {
+            "reference_s": statistics.median(p["reference"][part] for p in pairs),
+            "compiled_s": statistics.median(p["compiled"][part] for p in pairs),
+            "speedup": statistics.median(ratios),
+            "speedup_min": min(ratios),
+            "speedup_max": max(ratios),
+        }
+    return row
 
 
 def peak_memory_child(impl: str, size: int, uniform: bool = False) -> int:
     """Bytes of peak-RSS growth during one forward+backward, in a fresh process."""
+    torch.set_num_threads(int(os.environ.get("BENCH_THREADS", torch.get_num_threads())))
     inputs = make_inputs(size, uniform=uniform)
     if impl == "compiled":
         assert ops.load_extension(cuda=False)
+    value, shapes, starts, loc, attn = (t.detach().requires_grad_(t.is_floating_point()) for t in inputs)
     before = _peak_rss()
-    run_once(impl, inputs, backward=True)
+    out = ops.ms_deform_attn(value, shapes, starts, loc, attn, impl=impl)
+    out.backward(torch.ones_like(out))
     return _peak_rss() - before
 
 
@@ -91,51 +131,63 @@ def _peak_rss() -> int:
     raise RuntimeError("no VmHWM in /proc/self/status")
 
 
-def peak_memory(impl: str, size: int, uniform: bool) -> int:
+def peak_memory(impl: str, size: int, uniform: bool, threads: int) -> int:
     code = (f"import sys; sys.argv=['x']; from benchmarks.bench_msda_cpu import peak_memory_child; "
             f"print(peak_memory_child({impl!r}, {size}, {uniform}))")
     root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=root, check=True)
+    env = dict(os.environ, BENCH_THREADS=str(threads))
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=root, check=True, env=env)
     return int(proc.stdout.strip().splitlines()[-1])
+
+
+def _fmt(part: dict) -> str:
+    return (f"{part['reference_s']*1e3:6.0f} -> {part['compiled_s']*1e3:5.1f} ms "
+            f"{part['speedup']:5.1f}x [{part['speedup_min']:.1f}-{part['speedup_max']:.1f}]")
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--sizes", type=int, nargs="+", default=[512, 1024])
-    parser.add_argument("--repeat", type=int, default=5)
-    parser.add_argument("--uniform", action="store_true",
-                        help="sampling locations uniform over the map (cache worst case) instead of encoder-like")
+    parser.add_argument("--patterns", nargs="+", choices=PATTERNS, default=list(PATTERNS))
+    parser.add_argument("--pairs", type=int, default=5, help="alternated reference/compiled pairs per case")
+    parser.add_argument("--threads", type=int, default=2, help="intra-op threads (torch.set_num_threads)")
+    parser.add_argument("--no-memory", action="store_true", help="skip the peak-memory measurement")
     parser.add_argument("--json", help="also write the results here")
     args = parser.parse_args()
+    torch.set_num_threads(args.threads)
     if not ops.load_extension(build=True, cuda=False):
         print("the CPU variant could not be built; run `envdoctor build --cpu-only` to see why", file=sys.stderr)
         return 1
+    isa = torch.ops.envdoctor._cpu_isa()
+    load_before = os.getloadavg()
+    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, kernel ISA {isa}, float32, batch {BATCH}, "
+          f"{HEADS} heads x {D_MODEL // HEADS} channels, 3 levels, {POINTS} points; {args.pairs} alternated pairs; "
+          f"load average {load_before[0]:.2f} on {os.cpu_count()} CPUs")
+    print("speed-up = reference / compiled per pair: median [min-max]")
     rows = []
-    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, float32, batch {BATCH}, "
-          f"{HEADS} heads, {POINTS} points, d_model {D_MODEL}")
     for size in args.sizes:
-        inputs = make_inputs(size, uniform=args.uniform)
-        row = {"input": size, "uniform": args.uniform, "queries": inputs[0].shape[1]}
-        for impl in ("reference", "compiled"):
-            row[f"{impl}_fwd_s"], row[f"{impl}_fwd_cpu_s"] = best_time(impl, inputs, False, args.repeat)
-            row[f"{impl}_fwdbwd_s"], row[f"{impl}_fwdbwd_cpu_s"] = best_time(impl, inputs, True, args.repeat)
-            row[f"{impl}_peak_bytes"] = peak_memory(impl, size, args.uniform)
-        row["speedup_fwd"] = row["reference_fwd_s"] / row["compiled_fwd_s"]
-        row["speedup_fwdbwd"] = row["reference_fwdbwd_s"] / row["compiled_fwdbwd_s"]
-        row["speedup_fwdbwd_cpu_time"] = row["reference_fwdbwd_cpu_s"] / row["compiled_fwdbwd_cpu_s"]
-        row["memory_ratio"] = row["reference_peak_bytes"] / max(1, row["compiled_peak_bytes"])
-        rows.append(row)
-        mib = 1024 ** 2
-        print(f"{size}x{size} (Lq={row['queries']}): "
-              f"fwd {row['reference_fwd_s']*1e3:.0f} ms -> {row['compiled_fwd_s']*1e3:.0f} ms "
-              f"({row['speedup_fwd']:.1f}x); fwd+bwd {row['reference_fwdbwd_s']*1e3:.0f} ms -> "
-              f"{row['compiled_fwdbwd_s']*1e3:.0f} ms ({row['speedup_fwdbwd']:.1f}x, CPU time "
-              f"{row['speedup_fwdbwd_cpu_time']:.1f}x); peak extra memory "
-              f"{row['reference_peak_bytes']/mib:.0f} MiB -> {row['compiled_peak_bytes']/mib:.0f} MiB "
-              f"({row['memory_ratio']:.1f}x less)")
+        for pattern in args.patterns:
+            inputs = make_inputs(size, uniform=pattern == "uniform")
+            row = {"input": size, "pattern": pattern, "queries": inputs[0].shape[1]}
+            row.update(summarise(alternated_pairs(inputs, args.pairs)))
+            if not args.no_memory:
+                for impl in IMPLS:
+                    row[f"{impl}_peak_bytes"] = peak_memory(impl, size, pattern == "uniform", args.threads)
+            rows.append(row)
+            line = (f"{size}x{size} {pattern:7s} fwd+bwd {_fmt(row['fwdbwd'])} | fwd {_fmt(row['fwd'])} | "
+                    f"bwd {_fmt(row['bwd'])}")
+            if not args.no_memory:
+                mib = 1024 ** 2
+                line += (f" | peak extra memory {row['reference_peak_bytes'] / mib:.0f} -> "
+                         f"{row['compiled_peak_bytes'] / mib:.0f} MiB")
+            print(line, flush=True)
+    load_after = os.getloadavg()
+    print(f"load average {load_before[0]:.2f} -> {load_after[0]:.2f}")
     if args.json:
         with open(args.json, "w", encoding="utf-8") as fh:
-            json.dump({"threads": torch.get_num_threads(), "torch": torch.__version__, "rows": rows}, fh, indent=2)
+            json.dump({"threads": torch.get_num_threads(), "torch": torch.__version__, "isa": isa,
+                       "pairs": args.pairs, "cpus": os.cpu_count(), "load_average": [load_before[0], load_after[0]],
+                       "rows": rows}, fh, indent=2)
     return 0
 
 

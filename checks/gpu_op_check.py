@@ -3,14 +3,17 @@
 Builds the CUDA variant for the GPUs present (or TORCH_CUDA_ARCH_LIST), then:
   1. gradcheck of the CUDA kernels in float64 on tiny shapes;
   2. CUDA vs the reference (float64) on odd channel counts (30, 71, 1025) and points outside the maps;
-  3. CUDA float32 / float16 / bfloat16 vs the compiled CPU kernel in float64 (forward and gradients).
+  3. CUDA float32 / float16 / bfloat16 vs the compiled CPU kernel in float64 (forward and gradients);
+  4. repeatability: grad_value is scattered with atomics, so two backward passes may differ in the
+     order of their additions; they must agree within a few float32 roundings.
 Prints one line per check and exits 1 if any fails (or if there is no GPU to check on).
 
-    python checks/gpu_op_check.py [--cache-dir DIR]
+    python checks/gpu_op_check.py [--cache-dir DIR] [--json out.json]
 """
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import sys
 import traceback
@@ -82,39 +85,66 @@ def check_dtype(dtype: torch.dtype) -> str:
     return "max relative error " + ", ".join(f"{k} {v:.1e}" for k, v in errors.items())
 
 
-def main() -> int:
+def check_repeatable() -> str:
+    """Atomics make the backward's sums order-dependent: runs differ by roundings, never more."""
+    inputs = make_inputs(2, 8, 32, 256, [[32, 32], [16, 16], [8, 8]], 4, seed=9, device="cuda", dtype=torch.float32,
+                         spread=(0.3, 0.7))  # crowded: many queries hit the same pixels
+    first, second = forward_and_grads(inputs), forward_and_grads(inputs)
+    worst = max(max_rel_error(a, b) for a, b in zip(first, second))
+    if worst > 1e-5:
+        raise AssertionError(f"two identical runs differ by {worst:.2e} (relative) > 1e-5")
+    return f"two runs differ by at most {worst:.1e} (relative)"
+
+
+def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--cache-dir", default=None)
-    args = parser.parse_args()
+    parser.add_argument("--json", help="also write the results here: [{name, status, detail}, ...]")
+    args = parser.parse_args(argv)
+    records = []
+
+    def finish(code: int) -> int:
+        if args.json:
+            with open(args.json, "w", encoding="utf-8") as fh:
+                json.dump(records, fh, indent=2)
+        return code
+
     if not torch.cuda.is_available():
         print("FAIL  no CUDA GPU is visible to torch, so the CUDA op cannot be checked here. "
               "Run `envdoctor check` to see why.")
-        return 1
+        records.append({"name": "CUDA GPU visible to torch", "status": "fail", "detail": "torch sees no GPU"})
+        return finish(1)
     print(f"GPU: {torch.cuda.get_device_name()} (sm {'.'.join(map(str, torch.cuda.get_device_capability()))})")
     result = ops.build_extension(cuda=True, cache_dir=args.cache_dir,
                                  progress=lambda msg: print(f"      {msg}", flush=True))
     if not result.ok:
         print(f"FAIL  build\n{result.error}")
-        return 1
+        records.append({"name": "CUDA build", "status": "fail", "detail": result.error})
+        return finish(1)
     print(f"ok    build ({'cached' if result.cached else f'{result.seconds:.0f}s'}): {result.path}")
     if not ops.load_extension(cuda=True, cache_dir=args.cache_dir) or ops.active_implementation("cuda") != "compiled":
         print("FAIL  the built op does not register a CUDA kernel")
-        return 1
+        records.append({"name": "CUDA kernel registered", "status": "fail", "detail": "no CUDA kernel"})
+        return finish(1)
     checks: List[Tuple[str, Callable[[], str]]] = [("gradcheck float64 (CUDA)", check_gradcheck)]
     checks += [(f"CUDA vs reference, D={d}", lambda d=d: check_vs_reference(d)) for d in (30, 71, 1025)]
     checks += [(f"CUDA {str(dt).replace('torch.', '')} vs CPU float64", lambda dt=dt: check_dtype(dt))
                for dt in (torch.float32, torch.float16, torch.bfloat16)]
+    checks.append(("CUDA float32 backward repeatable (atomics)", check_repeatable))
     failed = 0
     for name, fn in checks:
         try:
-            print(f"ok    {name}: {fn()}")
+            detail = fn()
+            print(f"ok    {name}: {detail}")
+            records.append({"name": name, "status": "pass", "detail": detail})
         except Exception as exc:  # report every check, then fail
             failed += 1
             print(f"FAIL  {name}: {type(exc).__name__}: {exc}")
+            records.append({"name": name, "status": "fail", "detail": f"{type(exc).__name__}: {exc}"})
             if os.environ.get("ENVDOCTOR_DEBUG"):
                 traceback.print_exc()
     print(f"{len(checks) - failed}/{len(checks)} checks passed")
-    return 1 if failed else 0
+    return finish(1 if failed else 0)
 
 
 if __name__ == "__main__":

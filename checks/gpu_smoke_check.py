@@ -1,10 +1,10 @@
 """GPU acceptance check for ``envdoctor smoke`` (needs NVIDIA GPUs; prints SKIP without one).
 
-    python checks/gpu_smoke_check.py [--steps 40] [--require-gpu] [--build-op]
+    python checks/gpu_smoke_check.py [--steps 40] [--require-gpu] [--build-op] [--json out.json]
 
 1. CUDA smoke-train with AMP (bf16 or fp16 by capability) on cuda:0: passes, loss falls.
 2. Device mapping verified by UUID: ``--gpus <last nvidia-smi index>`` runs on exactly that GPU.
-3. With 2+ GPUs: ``--gpus 0,1`` runs DDP over NCCL; ranks agree, each on the GPU asked for.
+3. With 2+ GPUs: ``--gpus 0,1,...`` (all of them) runs DDP over NCCL; ranks agree, each on the GPU asked for.
 4. With ``--build-op``: the compiled CUDA MSDeformAttn op is built and the smoke-train runs on it.
 
 Exit status: 0 all passed (or skipped without GPU and no --require-gpu), 1 a step failed.
@@ -12,6 +12,7 @@ Exit status: 0 all passed (or skipped without GPU and no --require-gpu), 1 a ste
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import sys
 from typing import List, Tuple
@@ -46,8 +47,8 @@ def placement_checks(wanted_uuids):
     return check
 
 
-def ddp_checks(result):
-    return [None if result.world_size == 2 else f"world size {result.world_size}",
+def ddp_checks(result, world_size: int = 2):
+    return [None if result.world_size == world_size else f"world size {result.world_size}, wanted {world_size}",
             None if len(set(result.param_hashes)) == 1 else f"ranks disagree: {result.param_hashes}"]
 
 
@@ -56,6 +57,7 @@ def main(argv=None) -> int:
     parser.add_argument("--steps", type=int, default=40)
     parser.add_argument("--require-gpu", action="store_true", help="fail instead of skipping without a GPU")
     parser.add_argument("--build-op", action="store_true", help="build the compiled CUDA op and test it too")
+    parser.add_argument("--json", help="also write the results here: [{name, ok, why}, ...]")
     args = parser.parse_args(argv)
     import torch
 
@@ -72,14 +74,17 @@ def main(argv=None) -> int:
     results.append(step(f"--gpus {last}: runs on nvidia-smi GPU {last}, verified by UUID",
                         SmokeConfig(steps=args.steps, gpus=str(last)),
                         placement_checks([g["uuid"] for g in gpus if g["index"] == last])))
+    skipped = []
     if len(gpus) >= 2:
-        first_two = sorted(g["index"] for g in gpus)[:2]
-        wanted = [next(g["uuid"] for g in gpus if g["index"] == i) for i in first_two]
-        results.append(step(f"--gpus {first_two[0]},{first_two[1]}: DDP over NCCL",
-                            SmokeConfig(steps=args.steps, gpus=f"{first_two[0]},{first_two[1]}"),
-                            lambda r: ddp_checks(r) + placement_checks(wanted)(r)))
+        indices = sorted(g["index"] for g in gpus)
+        wanted = [next(g["uuid"] for g in gpus if g["index"] == i) for i in indices]
+        listed = ",".join(str(i) for i in indices)
+        results.append(step(f"--gpus {listed}: DDP over NCCL on all {len(indices)} GPUs",
+                            SmokeConfig(steps=args.steps, gpus=listed),
+                            lambda r: ddp_checks(r, len(indices)) + placement_checks(wanted)(r)))
     else:
-        print("SKIP: 2-GPU DDP (only one GPU)")
+        skipped.append(("DDP over NCCL on all GPUs", "needs 2 or more GPUs, this machine has one"))
+        print("SKIP: DDP over NCCL (only one GPU)")
     if args.build_op:
         from envdoctor import ops
 
@@ -92,6 +97,11 @@ def main(argv=None) -> int:
     print()
     for name, ok, why in results:
         print(f"{'PASS' if ok else 'FAIL'}  {name}" + (f": {why}" if why else ""))
+    if args.json:
+        records = [{"name": name, "status": "pass" if ok else "fail", "detail": why} for name, ok, why in results]
+        records += [{"name": name, "status": "skip", "detail": why} for name, why in skipped]
+        with open(args.json, "w", encoding="utf-8") as fh:
+            json.dump(records, fh, indent=2)
     return 0 if all(ok for _, ok, _ in results) else 1
 
 

@@ -114,4 +114,5 @@ TORCH_LIBRARY(envdoctor, m) {
       "Tensor level_start_index, Tensor sampling_locations, Tensor attention_weights) "
       "-> (Tensor, Tensor, Tensor)");
   m.def("_cuda_version() -> int", &envdoctor::msda::cuda_version);
+  m.def("_cpu_isa() -> str", &envdoctor::msda::cpu_kernel_isa);
 }

@@ -3,6 +3,8 @@
 
 #include <ATen/core/Tensor.h>
 
+#include <string>
+
 namespace envdoctor {
 namespace msda {
 
@@ -23,6 +25,10 @@ Dims check_inputs(const at::Tensor& value, const at::Tensor& spatial_shapes,
                   const at::Tensor& attn_weight);
 
 void check_grad_output(const at::Tensor& grad_output, const Dims& d, const at::Tensor& value);
+
+// Instruction set the CPU kernels run with in this process: "avx512", "avx2" or
+// "baseline" (chosen at run time, see cpu/ms_deform_attn_cpu.cpp).
+std::string cpu_kernel_isa();
 
 #ifdef WITH_CUDA
 // CUDART_VERSION the CUDA kernels were compiled against (e.g. 13000).

@@ -93,6 +93,9 @@ class _Progress:
 @click.option("--pixel-mean", callback=_triple, default=None, help="Three numbers, 0-255 units.")
 @click.option("--pixel-std", callback=_triple, default=None, help="Three numbers, 0-255 units.")
 @click.option("--inject-nan", is_flag=True, hidden=True, help="Make the MSDeformAttn output NaN (tests the check).")
+@click.option("--profile", is_flag=True,
+              help="Also show where a step's time goes: backbone, pixel decoder (and its MSDeformAttn op), "
+                   "transformer decoder, matcher, losses, backward, optimizer (one process only).")
 @format_option(choices=("text", "json"))
 @click.option("-q", "--quiet", is_flag=True, help="No progress; text output only on failure.")
 def smoke_command(fmt: str, quiet: bool, **options) -> None:
@@ -110,9 +113,14 @@ def smoke_command(fmt: str, quiet: bool, **options) -> None:
       envdoctor smoke --nproc-per-node 2       # DDP on this node (gloo on CPU)
       envdoctor smoke --nnodes 2 --nproc-per-node 8 --rdzv-endpoint host:29500 --rdzv-id job1
       envdoctor smoke --weights mobilenet_v3_large.pth --format json
+      envdoctor smoke --profile                # where each step's time goes
     """
     from envdoctor.smoke import run_smoke
     from envdoctor.smoke.render import render_json, render_text
+
+    if options["profile"] and (options["gpus"] or options["nproc_per_node"] > 1 or options["nnodes"] != "1"):
+        raise click.UsageError("--profile times the parts of one process's step: use it without --gpus, "
+                               "--nproc-per-node and --nnodes (e.g. --device cuda:0)")
 
     config = SmokeConfig(
         steps=options["steps"], size=options["size"], device=options["device"], lr=options["lr"],
@@ -121,7 +129,7 @@ def smoke_command(fmt: str, quiet: bool, **options) -> None:
         input_format=options["input_format"],
         pixel_mean=options["pixel_mean"] or IMAGENET_MEAN_255, pixel_std=options["pixel_std"] or IMAGENET_STD_255,
         inject_nan=options["inject_nan"], gpus=options["gpus"], nproc_per_node=options["nproc_per_node"],
-        nnodes=options["nnodes"], launch_args=_launch_args(options),
+        nnodes=options["nnodes"], launch_args=_launch_args(options), profile=options["profile"],
     )
     result = run_smoke(config, progress=_Progress(not quiet and fmt == "text"))
     if fmt == "json":

@@ -95,7 +95,7 @@ def test_wheel_carries_data_tables_op_sources_and_entry_point(tmp_path):
     for table in ("cuda_driver", "cuda_gcc", "cuda_arch", "gpus", "torch_builds", "detectron2"):
         assert f"envdoctor/knowledge/data/{table}.json" in names
     for source in ("ms_deform_attn.cpp", "ms_deform_attn_math.h", "cpu/ms_deform_attn_cpu.cpp",
-                   "cuda/ms_deform_attn_cuda.cu"):
+                   "cpu/ms_deform_attn_cpu_tasks.h", "cuda/ms_deform_attn_cuda.cu"):
         assert f"envdoctor/_csrc/{source}" in names
     assert "envdoctor/probes/_torch_script.py" in names
     entry_points = [n for n in names if n.endswith("entry_points.txt")]

@@ -5,7 +5,8 @@ from typing import Tuple
 
 import torch
 
-CPU_DTYPES = (torch.float32, torch.float64)
+# float16 and bfloat16 accumulate in float32 on both devices.
+CPU_DTYPES = (torch.float32, torch.float64, torch.float16, torch.bfloat16)
 # float64 on CUDA is for gradcheck; the fast paths are float32, float16 and bfloat16.
 CUDA_DTYPES = (torch.float32, torch.float64, torch.float16, torch.bfloat16)
 

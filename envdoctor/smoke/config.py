@@ -61,6 +61,7 @@ class SmokeConfig:
     launch_args: List[str] = field(default_factory=list)  # passed to torchrun as given (rendezvous flags)
     # How much the probe loss must fall: end <= start * max_loss_ratio.
     max_loss_ratio: float = 0.8
+    profile: bool = False  # time each part of the step (one process only)
 
     @property
     def preset(self) -> SizePreset:
@@ -109,6 +110,9 @@ class SmokeResult:
     device_map: List[Dict[str, Any]] = field(default_factory=list)  # nvidia-smi -> CUDA -> UUID rows
     device_problems: List[str] = field(default_factory=list)
     param_hashes: List[str] = field(default_factory=list)  # per rank, after the last step
+    # --profile: [{part, label, parent, ms_per_step, share}], mean over profile_steps steps
+    profile: List[Dict[str, Any]] = field(default_factory=list)
+    profile_steps: int = 0
 
     def to_dict(self) -> Dict[str, Any]:
         d = asdict(self)

@@ -68,6 +68,10 @@ def render_text(result: SmokeResult, config: SmokeConfig) -> str:
         for row in result.device_map:
             smi = "?" if row.get("nvidia_smi_index") is None else row["nvidia_smi_index"]
             out.append(f"                GPU {smi} -> cuda:{row['cuda_index']} -> {row['uuid']} {row.get('name', '')}")
+    if result.profile:
+        from envdoctor.smoke.profile import render_profile
+
+        out += render_profile(result.profile, result.profile_steps)
     for problem in result.device_problems:
         out.append(f"  ! {problem}")
     for note in result.notes:

@@ -147,31 +147,39 @@ class _Amp:
 
 
 def _train_step(step: int, images, targets, model, runner, optimizer, amp: _Amp, result: SmokeResult,
-                device: torch.device) -> Optional[str]:
+                device: torch.device, profiler=None) -> Optional[str]:
     """One optimisation step; returns where NaN/Inf appeared, or None."""
+    part = profiler.part if profiler is not None else (lambda key: nullcontext())
     with amp.autocast():
         loss = runner(images, targets)
     if _any_rank(not torch.isfinite(loss), device):
         where = first_nonfinite_module(model, images, targets, amp.autocast)
         return f"loss at step {step + 1} is {loss.item()}; first NaN/Inf output: {where}"
-    optimizer.zero_grad(set_to_none=True)
-    amp.scaler.scale(loss).backward()
+    with part("optimizer"):
+        optimizer.zero_grad(set_to_none=True)
+    with part("backward"):
+        amp.scaler.scale(loss).backward()
     if step == 0:
         result.params_without_grad = [n for n, p in model.named_parameters() if p.requires_grad and p.grad is None]
-    amp.scaler.unscale_(optimizer)
-    norm = torch.nn.utils.clip_grad_norm_(model.parameters(), GRAD_CLIP)
+    with part("optimizer"):
+        amp.scaler.unscale_(optimizer)
+        norm = torch.nn.utils.clip_grad_norm_(model.parameters(), GRAD_CLIP)
     if _any_rank(not torch.isfinite(norm), device) and not amp.scaler.is_enabled():
         return f"gradient norm at step {step + 1} is {norm.item()}"
-    amp.scaler.step(optimizer)
-    amp.scaler.update()
+    with part("optimizer"):
+        amp.scaler.step(optimizer)
+        amp.scaler.update()
     result.losses.append(round(loss.item(), 5))
     result.steps = step + 1
     return None
 
 
 def train_loop(config: SmokeConfig, built: Built, device: torch.device, result: SmokeResult,
-               ddp_model=None, rank: int = 0, world: int = 1, progress: Optional[Progress] = None) -> None:
-    """Train ``config.steps`` steps, filling ``result`` (losses, speed, NaN, params without grad)."""
+               ddp_model=None, rank: int = 0, world: int = 1, progress: Optional[Progress] = None,
+               profiler=None) -> None:
+    """Train ``config.steps`` steps, filling ``result`` (losses, speed, NaN, params without grad).
+
+    ``profiler`` (a StepProfiler) measures every step after the first."""
     model = built.model
     amp = _Amp(config, device)
     result.amp = amp.name
@@ -181,9 +189,14 @@ def train_loop(config: SmokeConfig, built: Built, device: torch.device, result: 
     result.loss_start = probe_loss(model, built.probe, device, amp.autocast, config.seed)
     timer_start = None
     for step in range(config.steps):
+        measured = profiler is not None and step > 0
+        if measured:
+            profiler.step_begin()
         images, targets = to_device(*batch_at(built.dataset, step, batch, rank, world), device)
         result.nan_inf = _train_step(step, images, targets, model, ddp_model or model, optimizer, amp, result,
-                                     device)
+                                     device, profiler if measured else None)
+        if measured:
+            profiler.step_end()
         if result.nan_inf:
             break
         if step == 0:
@@ -291,7 +304,14 @@ def run_single(config: SmokeConfig, progress: Optional[Progress] = None) -> Smok
         built.model.to(device)
         result.notes, result.warnings = built.notes, built.warnings
         result.devices = [device_record(device)]
-        train_loop(config, built, device, result, progress=progress)
+        if config.profile:
+            from envdoctor.smoke.profile import StepProfiler
+
+            with StepProfiler(built.model, device) as profiler:
+                train_loop(config, built, device, result, progress=progress, profiler=profiler)
+            result.profile, result.profile_steps = profiler.table(), profiler.steps
+        else:
+            train_loop(config, built, device, result, progress=progress)
         result.param_hashes = [param_hash(built.model)]
         result.passed, result.reason = verdict(config, result)
     except USER_ERRORS as exc:

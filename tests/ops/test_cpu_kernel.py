@@ -16,10 +16,10 @@ SHAPES = [
 ]
 
 
-def _both(inputs, grad_seed=1):
+def _both(inputs, grad_seed=1, impls=("compiled", "reference")):
     """(compiled out, grads), (reference out, grads) for the same inputs and upstream gradient."""
     results = []
-    for impl in ("compiled", "reference"):
+    for impl in impls:
         leaves = [t.detach().clone().requires_grad_(t.is_floating_point()) for t in inputs]
         out = ops.ms_deform_attn(*leaves, impl=impl)
         upstream = torch.randn(out.shape, generator=torch.Generator().manual_seed(grad_seed), dtype=out.dtype)
@@ -121,3 +121,116 @@ def test_module_compiled_matches_reference(compiled):
     module.impl = "reference"
     torch.testing.assert_close(out, module(query, ref_points, src, shapes, starts, mask))
     assert out.shape == (2, 10, 32)
+
+
+@pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16], ids=str)
+def test_half_and_bfloat16_match_float64_on_the_same_rounded_inputs(compiled, dtype):
+    inputs64 = make_inputs(n=2, m=4, d=32, lq=20, shapes=((16, 12), (8, 6), (4, 3)), seed=21)
+    low = tuple(t.to(dtype) if t.is_floating_point() else t for t in inputs64)
+    rounded = tuple(t.double() if t.is_floating_point() else t for t in low)  # what the kernel actually sees
+    # The same upstream gradient, rounded to dtype, for both.
+    upstream = torch.randn(2, 20, 4 * 32, generator=torch.Generator().manual_seed(1)).to(dtype)
+    results = []
+    for inputs in (low, rounded):
+        leaves = [t.detach().clone().requires_grad_(t.is_floating_point()) for t in inputs]
+        impl = "compiled" if inputs is low else "reference"
+        out = ops.ms_deform_attn(*leaves, impl=impl)
+        grads = torch.autograd.grad(out, (leaves[0], leaves[3], leaves[4]), upstream.to(out.dtype))
+        results.append((out.detach(), grads))
+    (out_c, grads_c), (out_r, grads_r) = results
+    assert out_c.dtype == dtype and all(g.dtype == dtype for g in grads_c)
+    # Float accumulation: the only error left is the final rounding to dtype (plus the
+    # upstream gradient rounded to dtype), a few units in the last place.
+    eps = torch.finfo(dtype).eps
+    torch.testing.assert_close(out_c.double(), out_r, rtol=4 * eps, atol=4 * eps)
+    for gc, gr in zip(grads_c, grads_r):
+        scale = gr.abs().max().item()
+        torch.testing.assert_close(gc.double(), gr, rtol=8 * eps, atol=8 * eps * scale)
+
+
+@pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16], ids=str)
+def test_grad_value_accumulates_in_float_for_reduced_precision(compiled, dtype):
+    # 4096 queries all sampling the centre of a single pixel with weight 1: grad_value
+    # of that pixel is 4096 exactly. Accumulated in bfloat16 it would stop at 256
+    # (256 + 1 rounds back to 256), in float16 at 2048.
+    n, lq, d = 1, 4096, 8
+    value = torch.randn(n, 1, 1, d).to(dtype)
+    shapes, starts = torch.tensor([[1, 1]]), torch.tensor([0])
+    loc = torch.full((n, lq, 1, 1, 1, 2), 0.5, dtype=dtype)
+    attn = torch.ones(n, lq, 1, 1, 1, dtype=dtype)
+    grad_value, grad_loc, grad_attn = torch.ops.envdoctor.ms_deform_attn_backward(
+        torch.ones(n, lq, d, dtype=dtype), value, shapes, starts, loc, attn)
+    assert torch.equal(grad_value.float(), torch.full((n, 1, 1, d), 4096.0))
+    expected_attn = torch.full(grad_attn.shape, value.double().sum().item()).to(dtype)  # grad_out . value
+    torch.testing.assert_close(grad_attn, expected_attn)
+
+
+@pytest.mark.parametrize("threads", [1, 4])
+def test_many_queries_on_the_same_pixels_give_exact_grad_value(compiled, threads):
+    # Every query samples the same 4 pixels of a 1-head, 1-level map, so every
+    # backward task (and, with more threads than (batch, head) pairs, every query
+    # block's private copy of grad_value) writes the same rows; the sum must still be
+    # exact and independent of the thread count.
+    before = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    try:
+        n, lq, d = 1, 3000, 16
+        value = torch.randn(n, 9, 1, d, dtype=torch.float64)
+        shapes, starts = torch.tensor([[3, 3]]), torch.tensor([0])
+        loc = torch.tensor([0.5, 0.5], dtype=torch.float64).expand(n, lq, 1, 1, 2, 2).clone()
+        loc[..., 1, :] = torch.tensor([0.4, 0.6], dtype=torch.float64)  # between 4 pixels
+        attn = torch.rand(n, lq, 1, 1, 2, dtype=torch.float64)
+        grad_out = torch.randn(n, lq, d, dtype=torch.float64)
+        (out_c, grads_c), (out_r, grads_r) = _both((value, shapes, starts, loc, attn))
+        torch.testing.assert_close(out_c, out_r, rtol=1e-10, atol=1e-10)
+        got = torch.ops.envdoctor.ms_deform_attn_backward(grad_out, value, shapes, starts, loc, attn)
+        leaves = [t.clone().requires_grad_() for t in (value, loc, attn)]
+        ref = ops.ms_deform_attn_reference(leaves[0], shapes, starts, leaves[1], leaves[2])
+        expected = torch.autograd.grad(ref, leaves, grad_out)
+        for g, e in zip(got, expected):
+            torch.testing.assert_close(g, e, rtol=1e-9, atol=1e-9)
+        # Pixel (1, 1) from both points, (1, 0), (2, 0) and (2, 1) from the second one.
+        assert torch.count_nonzero(got[0].abs().sum(-1)) == 4
+    finally:
+        torch.set_num_threads(before)
+
+
+def test_kernel_reports_its_instruction_set(compiled):
+    assert torch.ops.envdoctor._cpu_isa() in ("avx2", "baseline")
+
+
+_ISA_SCRIPT = """
+import sys, torch
+torch.ops.load_library(sys.argv[1])
+from tests.ops.conftest import make_inputs
+value, shapes, starts, loc, attn = (t.float() if t.is_floating_point() else t for t in
+                                    make_inputs(n=2, m=4, d=32, lq=40, shapes=((16, 12), (8, 6), (4, 3)), seed=8))
+out = torch.ops.envdoctor.ms_deform_attn(value, shapes, starts, loc, attn)
+grads = torch.ops.envdoctor.ms_deform_attn_backward(torch.ones_like(out), value, shapes, starts, loc, attn)
+torch.save({"isa": torch.ops.envdoctor._cpu_isa(), "out": out, "grads": grads}, sys.argv[2])
+"""
+
+
+def test_baseline_and_vector_variants_agree(compiled, tmp_path):
+    # ATEN_CPU_CAPABILITY=default turns the AVX2 variant off (for torch and the op alike).
+    import os
+    import subprocess
+    import sys
+
+    root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    results = {}
+    for capability in ("default", None):
+        env = dict(os.environ, PYTHONPATH=root)
+        env.pop("ATEN_CPU_CAPABILITY", None)
+        if capability:
+            env["ATEN_CPU_CAPABILITY"] = capability
+        target = tmp_path / f"{capability}.pt"
+        subprocess.run([sys.executable, "-c", _ISA_SCRIPT, compiled.path, str(target)], env=env, check=True,
+                       cwd=root, timeout=120)
+        results[capability] = torch.load(target)
+    assert results["default"]["isa"] == "baseline"
+    if results[None]["isa"] == "baseline":
+        pytest.skip("this CPU has no AVX2: only the baseline variant runs here")
+    torch.testing.assert_close(results[None]["out"], results["default"]["out"], rtol=1e-5, atol=1e-5)
+    for a, b in zip(results[None]["grads"], results["default"]["grads"]):
+        torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-4)
