@@ -63,11 +63,13 @@ def default_arch_list(runner, env: Mapping[str, str]) -> Optional[str]:
 
 
 def default_max_jobs(env: Mapping[str, str]) -> str:
-    """Parallel compile jobs that fit in memory: each nvcc/cc1plus job can take ~2 GiB."""
+    """Parallel compile jobs that fit in memory, by the RAM budget `check` (ED504) and `build` use."""
+    from envdoctor.rules._build_model import MIB_PER_JOB
+
     try:
         import psutil
 
-        by_memory = int(psutil.virtual_memory().available // (2 * 1024 ** 3))
+        by_memory = int(psutil.virtual_memory().available // (MIB_PER_JOB["cuda"] * 1024 ** 2))
     except (ImportError, OSError):
         by_memory = 1
     return str(max(1, min(os.cpu_count() or 1, by_memory)))
