@@ -99,6 +99,10 @@ def _echo_verification(ver: Dict[str, Any], failed_steps: bool = False) -> None:
     else:
         click.echo(f"  after:  {', '.join(summary['after']) or 'no findings'}")
         click.echo(f"  resolved: {', '.join(summary['resolved']) or '-'}; new: {', '.join(summary['new']) or '-'}")
+    if "extension_build" in ver:
+        p = ver["extension_build"]
+        state = ("ok" + (" (cached)" if p.get("cached") else "")) if p.get("ok") else f"failed: {p.get('error')}"
+        click.echo(f"  CUDA extension build in the new shell: {state}")
     if "build" in ver:
         b = ver["build"]
         state = "ok" if b.get("ok") else f"failed: {b.get('error')}"
@@ -179,6 +183,7 @@ def _apply_and_verify(plan: Plan, report: Report, opts: Dict[str, Any], env: Dic
     # envdoctor's own op is rebuilt when a finding asks for it, not on every run.
     ver = verify_mod.verify(report, plan.settings, opts["shell"], env, runner, paths=paths,
                             rebuild_op=plan.rebuild_op and not opts["no_rebuild"],
+                            prove_build=not opts["no_rebuild"],
                             smoke_steps=None if opts["no_smoke"] else opts["smoke_steps"])
     out["verification"] = ver
     if fmt == "text":
@@ -249,7 +254,9 @@ def run_fix(opts: Dict[str, Any]) -> int:
 @click.option("--no-smoke", is_flag=True, help="Skip the smoke-train after applying.")
 @click.option("--smoke-steps", type=click.IntRange(1), default=5, show_default=True,
               help="Training steps of the smoke-train run after applying.")
-@click.option("--no-rebuild", is_flag=True, help="Do not rebuild envdoctor's own op, even when a finding asks for it.")
+@click.option("--no-rebuild", is_flag=True,
+              help="Build nothing after applying: neither envdoctor's own op (when a finding asks for it) nor the "
+                   "one-kernel CUDA extension that proves extension builds work in the new shell.")
 @click.option("-n", "--dry-run", is_flag=True, help="Only show the plan and the diffs.")
 @click.option("-y", "--yes", is_flag=True, help="Apply without asking (CI); also lets envdoctor run pip.")
 @click.option("--format", "format", type=click.Choice(["text", "json"]), default="text", show_default=True,

@@ -13,7 +13,7 @@ import sys
 import tempfile
 from typing import Any, Dict, List, Mapping, Optional
 
-from envdoctor.fix import rebuild, settings as settings_mod
+from envdoctor.fix import probe_build, rebuild, settings as settings_mod
 from envdoctor.fix.settings import EnvSettings
 from envdoctor.model import Report
 
@@ -100,7 +100,7 @@ def summarize(before: List[Dict[str, Any]], after: Dict[str, Any]) -> Dict[str, 
 
 def verify(report: Report, settings: EnvSettings, shell: str, env: Mapping[str, str], runner, *,
            paths: List[str], rebuild_op: bool = True, smoke_steps: Optional[int] = 5,
-           gpu_visible: Optional[bool] = None) -> Dict[str, Any]:
+           prove_build: bool = True) -> Dict[str, Any]:
     """Everything after applying; ``healthy`` is the verdict the exit code reports."""
     fresh = shell_env(settings, shell, env, runner)
     after = run_check(fresh, runner, paths)
@@ -109,11 +109,15 @@ def verify(report: Report, settings: EnvSettings, shell: str, env: Mapping[str, 
         f.get("severity") == "error" for f in after.get("findings", []))
     if not after.get("available"):
         out["reasons"] = [after["error"]]
+    torch = report.facts.value("torch") or {}
+    if prove_build and torch.get("cuda"):
+        # The proof that a CUDAExtension builds in the new shell: a one-kernel extension built
+        # with exactly that shell's environment (nothing filled in), cached by what decides a build.
+        probe = probe_build.run(fresh, runner, str(torch.get("version")))
+        out["extension_build"] = probe
+        healthy = healthy and bool(probe.get("ok"))
     if rebuild_op:
-        # The proof that a CUDAExtension builds in the new shell: envdoctor's own op, built with
-        # exactly that shell's environment (nothing filled in), as a CUDA extension when torch is a
-        # CUDA build. Without an arch list on a machine without a GPU this fails, as a user's would.
-        cuda = bool((report.facts.value("torch") or {}).get("cuda"))
+        cuda = bool(torch.get("cuda"))
         op = rebuild.rebuild_op(dict(fresh), runner, extra_args=["--cuda"] if cuda else [])
         out["build"] = op
         healthy = healthy and bool(op.get("ok"))
