@@ -30,10 +30,10 @@ from envdoctor import knowledge as kb
 from envdoctor.model import FactSet
 from envdoctor.parsers import arch_list as arch_parser
 from envdoctor.parsers.nvcc import ccbin_from_flags
+from envdoctor.probes.toolkits import LIB_HEADERS  # the headers the toolkit facts cover: one list
 from envdoctor.rules._helpers import (build_cuda_home, cc_of, env_vars, find_toolkit, mm, norm_path, toolkit_mm,
                                       toolkits, torch_info)
 
-LIB_HEADERS = ("cublas_v2.h", "cublasLt.h", "cusparse.h", "cusolverDn.h")
 # Facts the prediction reads (rules that use it declare these).
 FACTS = ("torch", "env.vars", "toolkits", "nvcc.path", "nvcc.toolkit", "nvcc.version", "cuda.linker_cudart",
          "cuda.system_headers", "compiler.gcc", "compiler.all", "compiler.named")
