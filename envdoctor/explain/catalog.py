@@ -52,5 +52,6 @@ _TORCH_SYMBOL = r"_Z(?:T[ISV])?N?[KVr]*(?:3c10|2at|5torch|6caffe2|3thp|4thpp|5c1
 
 from envdoctor.explain.catalog_build import BUILD  # noqa: E402 (they use the alternatives above)
 from envdoctor.explain.catalog_runtime import RUNTIME  # noqa: E402
+from envdoctor.explain.catalog_packages import PACKAGES  # noqa: E402
 
-SIGNATURES = BUILD + RUNTIME
+SIGNATURES = BUILD + RUNTIME + PACKAGES

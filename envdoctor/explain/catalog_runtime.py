@@ -40,7 +40,8 @@ RUNTIME = (    Signature(
         "driver-not-loaded", "driver_not_loaded",
         (phrase("communicate with the nvidia driver", r"couldn.?t communicate with the NVIDIA driver()"),
          phrase("module nvidia not found", r"Module nvidia(?:-uvm)? not found()"),
-         phrase("nvrm:", r"^[^\n]*NVRM:[^\n]*(?:failed|not|mismatch|unable|error)[^\n]*()"),
+         # NVRM lines come from the kernel log (dmesg, journalctl): anywhere in the line, never an API mismatch
+         phrase("nvrm:", r"NVRM:(?![^\n]*API mismatch)[^\n]*?(?:failed|not |unable|error)[^\n]*()"),
          phrase("kernel driver does not appear", r"kernel driver does not appear to be running()"),
          phrase("libcuda.so.1", r"libcuda\.so\.1: cannot open shared object file()|ImportError: libcuda\.so\.1\s*$()")),
         "The NVIDIA kernel driver is not loaded for the running kernel (a kernel update without a reboot or a DKMS "
@@ -49,19 +50,26 @@ RUNTIME = (    Signature(
         "the distribution's driver package) and check `lsmod | grep nvidia`.",
         confidence=0.75, alternatives=(CONTAINER,),
         must_fire=("NVIDIA-SMI has failed because it couldn't communicate with the NVIDIA driver.",
-                   "modprobe: FATAL: Module nvidia not found."),
-        must_not_fire=("NVIDIA-SMI 535.54.03   Driver Version: 535.54.03",)),
+                   "modprobe: FATAL: Module nvidia not found.",
+                   "Jul 01 22:55:07 gpu kernel: NVRM: GPU 0000:01:00.0: RmInitAdapter failed! (0x22:0x56:884)"),
+        must_not_fire=("NVIDIA-SMI 535.54.03   Driver Version: 535.54.03",
+                       "NVRM: API mismatch: the client has the version 535.129.03, but this kernel module has the "
+                       "version 535.104.05.")),
     Signature(
         "no-cuda-device", "driver_not_loaded",
         (phrase("no cuda-capable device is detected", r"no CUDA-capable device is detected()"),
-         phrase("cuda_error_no_device", r"CUDA_ERROR_NO_DEVICE()")),
+         phrase("cuda_error_no_device", r"CUDA_ERROR_NO_DEVICE()"),
+         phrase("cudaerrornodevice", r"cudaErrorNoDevice()"),
+         phrase("no devices were found", r"(?m)^\s*No devices were found\s*$()")),
         "CUDA sees no GPU: the kernel driver is not loaded (kernel update without reboot), or no GPU is visible "
         "to this process.",
         "Check `nvidia-smi` and `lsmod | grep nvidia`; reboot or reinstall the driver for the running kernel. If "
         "nvidia-smi works, check CUDA_VISIBLE_DEVICES.",
         confidence=0.6, strength=SYMPTOM, alternatives=(GPU_SELECTION, CONTAINER),
-        must_fire=("cudaGetDeviceCount returned 38\n-> no CUDA-capable device is detected",),
-        must_not_fire=("Detected 1 CUDA Capable device(s)",)),
+        must_fire=("cudaGetDeviceCount returned 38\n-> no CUDA-capable device is detected",
+                   "CUDA error at helper_cuda.h:791 code=100(cudaErrorNoDevice) \"cudaGetDeviceCount(&n)\"",
+                   "# nvidia-smi\nNo devices were found"),
+        must_not_fire=("Detected 1 CUDA Capable device(s)", "No devices were found matching the filter")),
     Signature(
         "no-gpus-available", "gpu_selection",
         (phrase("no cuda gpus are available", r"No CUDA GPUs are available()"),),
@@ -102,12 +110,16 @@ RUNTIME = (    Signature(
         "torch-arch", "torch_arch_unsupported",
         (phrase("is not compatible with the current pytorch", r"CUDA capability (sm_\d+) is not compatible with the "
                 r"current PyTorch installation"),
-         phrase("pytorch no longer supports this gpu", r"cuda capability (\d\.\d)\. PyTorch no longer supports this "
-                r"GPU")),
+         phrase("pytorch no longer supports this gpu", r"cuda capability (\d\.\d)\.\s+PyTorch no longer supports "
+                r"this GPU"),
+         phrase("minimum cuda capability", r"minimum cuda capability (?:that we )?supported by this library is "
+                r"(\d\.\d)()")),
         "This torch build has no kernels for the GPU's architecture {g0}.", fx.torch_arch_fix,
         explains=("no_kernel_image_for_gpu",), any_role=True,
         must_fire=("UserWarning: NVIDIA RTX A6000 with CUDA capability sm_86 is not compatible with the current "
-                   "PyTorch installation.",),
+                   "PyTorch installation.",
+                   "Found GPU0 GeForce GTX 770 which is of cuda capability 3.0.\n    PyTorch no longer supports this "
+                   "GPU because it is too old."),
         must_not_fire=("The current PyTorch install supports CUDA capabilities sm_50 sm_60 sm_70 sm_80 sm_86.",)),
     Signature(
         "no-kernel-image", "no_kernel_image_for_gpu",
@@ -128,12 +140,17 @@ RUNTIME = (    Signature(
         "ext-without-cuda", "ext_built_without_cuda",
         (phrase("not compiled with gpu support", r"(?:Detectron2 is )?not compiled with GPU support()"),
          phrase("cuda compiler", r"CUDA compiler\s+not available()"),
-         phrase("compiled without cuda", r"(?:compiled|built) without CUDA (?:support)?()"),
+         phrase("compiled without ", r"(?:compiled|built) without (?:CUDA|GPU) (?:support)?()"),
+         phrase("not compiled with cuda", r"(?<!Torch )not compiled with CUDA(?: support)?\b(?! enabled)()"),
+         phrase("implementation for device cuda", r"implementation for device cuda(?::\d+)? not found()"),
          phrase("without cuda", r"Compiling ([\w.]+) without CUDA()")),
         "The extension (detectron2's _C or a project's ops) was compiled without CUDA: no nvcc / CUDA_HOME, or no "
         "GPU visible at build time, so its GPU kernels are missing.", fx.without_cuda_fix,
         must_fire=("RuntimeError: Not compiled with GPU support (ROIAlign_forward at /d2/ROIAlign.h:73)",
-                   "RuntimeError: Detectron2 is not compiled with GPU support!"),
+                   "RuntimeError: Detectron2 is not compiled with GPU support!",
+                   "RuntimeError: Not compiled with CUDA support",
+                   "RuntimeError: nms_impl: implementation for device cuda:0 not found.",
+                   "The installed version of bitsandbytes was compiled without GPU support."),
         must_not_fire=("AssertionError: Torch not compiled with CUDA enabled",)),
     Signature(
         "torch-abi", "stale_build_abi",
@@ -148,7 +165,8 @@ RUNTIME = (    Signature(
         must_not_fire=("undefined symbol: ms_deform_attn_cuda_forward", "undefined reference to `main'")),
     Signature(
         "own-cuda-symbol", "ext_built_without_cuda",
-        (phrase("undefined symbol", r"undefined symbol:\s*(?!" + _TORCH_SYMBOL + r")(\w*cuda\w*)"),),
+        (phrase("undefined symbol", r"undefined symbol:\s*(?!" + _TORCH_SYMBOL + r"|__nvJitLink|cublas|cusparse|cudnn)"
+                r"(\w*cuda\w*)"),),
         "The library lacks its own CUDA function {g0}: it was built partly, or without CUDA.",
         "Remove the build/ directory and the installed .so, then rebuild with CUDA visible (`FORCE_CUDA=1`, "
         "CUDA_HOME set).", confidence=0.35, strength=SYMPTOM,
@@ -173,11 +191,17 @@ RUNTIME = (    Signature(
          phrase("multiscaledeformableattention", r"import (MultiScaleDeformableAttention)[^\n]{0,40}(?:这个报错|"
                 r"没有这个模块|报错)"),
          # A package that imports its compiled _C inside try/except and fails at the first call.
-         phrase("name '_c' is not defined", r"NameError: name '(_C)' is not defined")),
+         phrase("is not defined", r"NameError: name '(_C|_ext|\w+_cuda\w*|\w+_cpp|\w+_ext)' is not defined"),
+         # bitsandbytes ships one library per CUDA version and falls back to its CPU one.
+         phrase("required library version not found", r"Required library version not found: (libbitsandbytes_\w+\.so)"),
+         phrase("cuda extension not installed", r"CUDA extension not installed()")),
         "The compiled extension {g0} was never built or installed in this environment (or a source checkout "
         "shadows the installed package).",
         lambda ctx: fx.msda_fix(ctx) if "multiscaledeformable" in (ctx.group(0) or ctx.line).lower() else
-        ("Install the package's compiled ops: for mmcv, `pip install mmcv-full` (or mmcv>=2 built with ops) from "
+        ("bitsandbytes has no library for this CUDA version: `pip install -U bitsandbytes` (recent releases ship "
+         "one for each CUDA), point BNB_CUDA_VERSION at one it ships, or compile it from source for your CUDA."
+         if "bitsandbytes" in (ctx.group(0) or "") else
+         "Install the package's compiled ops: for mmcv, `pip install mmcv-full` (or mmcv>=2 built with ops) from "
          "the index matching your torch and CUDA; for detectron2 and other projects, build them in this "
          "environment (`pip install -e .` with CUDA_HOME set), and do not run from a directory that shadows the "
          "installed package." if "mmcv" in (ctx.group(0) or "") else
@@ -188,8 +212,11 @@ RUNTIME = (    Signature(
         must_fire=("ModuleNotFoundError: No module named 'MultiScaleDeformableAttention'",
                    "ModuleNotFoundError: No module named 'mmcv._ext'",
                    "ImportError: cannot import name '_C' from 'detectron2'",
-                   "ImportError: cannot import name _C"),
-        must_not_fire=("ModuleNotFoundError: No module named 'timm'",)),
+                   "ImportError: cannot import name _C",
+                   "NameError: name 'selective_scan_cuda' is not defined. Did you mean: 'SelectiveScanCuda'",
+                   "CUDA SETUP: Required library version not found: libbitsandbytes_cuda121_nocublaslt.so. Maybe you "
+                   "need to compile it from source?"),
+        must_not_fire=("ModuleNotFoundError: No module named 'timm'", "NameError: name 'model' is not defined")),
     Signature(
         "d2-collect-env", "ext_not_built",
         (phrase("detectron2._c", r"detectron2\._C\s+(?:failed to import|not built correctly)()"),),
@@ -340,4 +367,244 @@ RUNTIME = (    Signature(
         must_fire=("FileNotFoundError: [Errno 2] No such file or directory: 'ninja': 'ninja'",
                    "RuntimeError: Ninja is required to load C++ extensions"),
         must_not_fire=("[3/10] ninja build step",)),
+    Signature(
+        "driver-component-mismatch", "driver_library_mismatch",
+        (phrase("api mismatch", r"API mismatch:[^\n]{0,120}?(?:kernel module|client)[^\n]{0,80}?version "
+                r"([\d.]+)[^\n]{0,80}?version ([\d.]+)"),
+         phrase("unsupported display driver / cuda driver combination", r"unsupported display driver / cuda driver "
+                r"combination()"),
+         phrase("system_driver_mismatch", r"(?:cudaErrorSystemDriverMismatch|CUDA_ERROR_SYSTEM_DRIVER_MISMATCH)()"),
+         phrase("cudaerrorsystemdrivermismatch", r"cudaErrorSystemDriverMismatch()")),
+        "Two parts of the NVIDIA driver have different versions: the loaded kernel module and the user-space "
+        "libraries (libcuda, or a CUDA forward-compatibility libcuda on LD_LIBRARY_PATH) come from different "
+        "driver releases.",
+        "Reboot (or reload the nvidia modules) after a driver update; remove a cuda-compat directory from "
+        "LD_LIBRARY_PATH unless this is a data-center GPU that supports it; reinstall one driver version. " + CHECK,
+        confidence=0.85,
+        must_fire=("NVRM: API mismatch: the client has the version 535.129.03, but this kernel module has the version "
+                   "535.104.05.  Please make sure that this kernel module and all NVIDIA driver components have the "
+                   "same version.",
+                   "RuntimeError: CUDA error: system has unsupported display driver / cuda driver combination",
+                   "CUDA initialization: cudaErrorSystemDriverMismatch"),
+        must_not_fire=("Driver Version: 535.129.03  CUDA Version: 12.2",)),
+    Signature(
+        "ptx-too-new", "driver_too_old",
+        (phrase("unsupported toolchain", r"provided PTX was compiled with an unsupported toolchain()"),
+         phrase("unsupported_ptx_version", r"CUDA_ERROR_UNSUPPORTED_PTX_VERSION()"),
+         phrase("cudaerrorunsupportedptxversion", r"cudaErrorUnsupportedPtxVersion()")),
+        "The GPU code was compiled (or JIT-generated, e.g. by Triton) with a newer CUDA than this driver can load: "
+        "the driver is older than the compiler.", fx.driver_fix, confidence=0.8,
+        must_fire=("RuntimeError: CUDA error: the provided PTX was compiled with an unsupported toolchain.",
+                   "triton: CUDA_ERROR_UNSUPPORTED_PTX_VERSION"),
+        must_not_fire=("ptxas info    : Used 32 registers",)),
+    Signature(
+        "compat-not-supported", "driver_too_old",
+        (phrase("forward compatibility was attempted", r"forward compatibility was attempted on non supported HW()"),
+         phrase("compat_not_supported", r"(?:CUDA_ERROR_COMPAT_NOT_SUPPORTED_ON_DEVICE|"
+                r"cudaErrorCompatNotSupportedOnDevice)()"),
+         phrase("cudaerrorcompatnotsupportedondevice", r"cudaErrorCompatNotSupportedOnDevice()")),
+        "The program's CUDA is newer than the driver, and the forward-compatibility libraries that would bridge "
+        "that only work on data-center GPUs.", fx.driver_fix, confidence=0.8,
+        must_fire=("RuntimeError: Unexpected error from cudaGetDeviceCount(). Error 804: forward compatibility was "
+                   "attempted on non supported HW",),
+        must_not_fire=("forward compatibility is supported on this GPU",)),
+    Signature(
+        "container-requirement", "driver_too_old",
+        (phrase("unsatisfied condition", r"unsatisfied condition: cuda ?>= ?([\d.]+)"),),
+        "The image needs CUDA {g0}, and the host's NVIDIA driver is older than that CUDA needs (the container "
+        "toolkit refuses to start it).",
+        "Update the host's NVIDIA driver to one that supports CUDA {g0} (`nvidia-smi` on the host shows the maximum), "
+        "or use an image built for an older CUDA.", confidence=0.9,
+        must_fire=("nvidia-container-cli: requirement error: unsatisfied condition: cuda>=12.2, please update your "
+                   "driver to a newer version, or use an earlier cuda container: unknown",),
+        must_not_fire=("NVIDIA_REQUIRE_CUDA=cuda>=12.2 brand=tesla,driver>=470",)),
+    Signature(
+        "container-no-driver", "driver_not_loaded",
+        (phrase("load library failed", r"load library failed: (libnvidia-ml\.so\.1|libcuda\.so\.1)"),
+         phrase("nvml error: driver not loaded", r"nvml error: (driver not loaded)")),
+        "The container toolkit found no NVIDIA driver library ({g0}) on the host: the host has no driver installed "
+        "(or, on WSL2/Docker Desktop, the Windows driver is not exposed).",
+        "Install the NVIDIA driver on the host (on WSL2: the Windows driver, nothing inside Linux) and check "
+        "`nvidia-smi` on the host before starting the container with `--gpus all`.", confidence=0.8,
+        alternatives=(CONTAINER,),
+        must_fire=("nvidia-container-cli: initialization error: load library failed: libnvidia-ml.so.1: cannot open "
+                   "shared object file: no such file or directory: unknown.",),
+        must_not_fire=("nvidia-container-cli: initialization error: nvml error: driver/library version mismatch",)),
+    Signature(
+        "container-runtime-missing", "container_gpu_not_exposed",
+        (phrase("invalid runtime name", r"unknown or invalid runtime name: nvidia()"),
+         phrase("nvidia-container-runtime", r"nvidia-container-runtime(?:-hook)?\W{0,3}:? executable file not found"
+                r"()")),
+        "Docker does not know the NVIDIA runtime: the NVIDIA container toolkit is not installed or not configured "
+        "for this Docker daemon.",
+        "Install the NVIDIA container toolkit on the host, run `sudo nvidia-ctk runtime configure --runtime=docker` "
+        "and restart Docker; then use `--gpus all`.",
+        must_fire=("docker: Error response from daemon: unknown or invalid runtime name: nvidia.",
+                   "exec: \"nvidia-container-runtime-hook\": executable file not found in $PATH"),
+        must_not_fire=("Runtimes: io.containerd.runc.v2 nvidia runc",)),
+    Signature(
+        "cuda-init-unknown", "driver_not_loaded",
+        (phrase("cuda unknown error", r"CUDA unknown error - this may be due to an incorrectly set up environment()"),
+         phrase("cuda driver initialization failed", r"CUDA driver initialization failed()"),
+         phrase("system not yet initialized", r"system not yet initialized()")),
+        "CUDA could not initialise the driver: most often the nvidia_uvm module is missing or stale (after suspend "
+        "or a driver update), or the device nodes are not accessible.",
+        "Reboot, or reload the modules (`sudo rmmod nvidia_uvm && sudo modprobe nvidia_uvm`); check that "
+        "`nvidia-smi` works and /dev/nvidia-uvm exists; on NVSwitch systems (\"system not yet initialized\", "
+        "error 802) start the fabric manager: `sudo systemctl start nvidia-fabricmanager`. " + CHECK,
+        confidence=0.6, strength=SYMPTOM,
+        alternatives=(CONTAINER,), any_role=True,
+        must_fire=("UserWarning: CUDA initialization: CUDA unknown error - this may be due to an incorrectly set up "
+                   "environment, e.g. changing env variable CUDA_VISIBLE_DEVICES after program start.",
+                   "CUDA driver initialization failed, you might not have a CUDA gpu."),
+        must_not_fire=("CUDA initialization: OK",)),
+    Signature(
+        "cudnn-runtime-version", "cudnn_mismatch",
+        (phrase("loaded runtime cudnn library", r"Loaded runtime CuDNN library: ([\d.]+) but source was compiled "
+                r"with: ([\d.]+)"),),
+        "The cuDNN loaded at run time ({g0}) is not the one the program was built with ({g1}).",
+        "Install cuDNN {g1} (or a build of the program for cuDNN {g0}) and make sure the loader finds it first "
+        "(LD_LIBRARY_PATH, conda's cudnn, pip's nvidia-cudnn). " + CHECK,
+        must_fire=("E tensorflow/stream_executor/cuda/cuda_dnn.cc:361] Loaded runtime CuDNN library: 8.0.5 but "
+                   "source was compiled with: 8.1.0.",),
+        must_not_fire=("Loaded cuDNN version 8100",)),
+    Signature(
+        "cudnn-no-engine", "cudnn_mismatch",
+        (phrase("unable to find an engine", r"unable to find an engine to execute this computation()"),
+         phrase("cudnn_status_not_initialized", r"CUDNN_STATUS_NOT_INITIALIZED()")),
+        "cuDNN could not run the convolution: the cuDNN that loads does not fit this torch/CUDA (another cuDNN "
+        "found first, or parts of it missing), or the GPU ran out of memory while cuDNN initialised.",
+        "Let torch use its own cuDNN: remove foreign cuDNN directories from LD_LIBRARY_PATH (or PATH on Windows), "
+        "reinstall torch from the index matching your CUDA, and retry with a smaller batch to rule out memory. "
+        + CHECK,
+        confidence=0.5, strength=SYMPTOM,
+        alternatives=(Alternative(
+            "missing_runtime_lib", 0.3, "Part of cuDNN (one of its sub-libraries) is missing from the loader path.",
+            "Install the complete cuDNN of the version torch expects (pip `nvidia-cudnn-cu12`, conda `cudnn`) or "
+            "put its directory on the loader path."),),
+        must_fire=("RuntimeError: GET was unable to find an engine to execute this computation",
+                   "RuntimeError: cuDNN error: CUDNN_STATUS_NOT_INITIALIZED"),
+        must_not_fire=("cudnn.benchmark = True",)),
+    Signature(
+        "library-not-located", "missing_runtime_lib",
+        (phrase("could not locate", r"Could not locate (\w+\.dll)"),
+         phrase("could not load library", r"Could not load library (\S+?\.(?:so[\d.]*|dll))"),
+         phrase("could not load dynamic library", r"Could not load dynamic library '([^']+)'"),
+         phrase("error loading", r"Error loading \"[^\"\n]*?([\w.-]+\.dll)\" or one of its dependencies")),
+        "{g0} is not on the loader path: that library (of that version) is not installed, or not where the loader "
+        "looks.",
+        "Install the library of that version (cuDNN/CUDA runtime from pip `nvidia-*` wheels, conda, or the toolkit; "
+        "zlibwapi.dll for cuDNN 8 on Windows) or add its directory to LD_LIBRARY_PATH (PATH on Windows); if a "
+        "package was built for another CUDA, install its build for yours. " + CHECK,
+        confidence=0.7, alternatives=(PREBUILT,), any_role=True,
+        must_fire=("Could not locate cudnn_ops_infer64_8.dll. Please make sure it is in your library path!",
+                   "Could not load library libcudnn_cnn_infer.so.8. Error: libcuda.so: cannot open shared object file",
+                   "W tensorflow/stream_executor/platform/default/dso_loader.cc:64] Could not load dynamic library "
+                   "'libcudart.so.11.0'; dlerror: libcudart.so.11.0: cannot open shared object file",
+                   "OSError: [WinError 126] The specified module could not be found. Error loading \"C:\\\\py\\\\lib\\\\"
+                   "site-packages\\\\torch\\\\lib\\\\cudnn_adv_infer64_8.dll\" or one of its dependencies."),
+        must_not_fire=("Successfully opened dynamic library libcudart.so.11.0",)),
+    Signature(
+        "nccl-p2p", "nccl",
+        (phrase("peer access is not supported", r"peer access is not supported between these two devices()"),
+         phrase("cudaerrorpeeraccessunsupported", r"cudaErrorPeerAccessUnsupported()")),
+        "GPU peer-to-peer access is not available between these GPUs (PCIe ACS/IOMMU, a virtual machine, or GPUs "
+        "on different root complexes), and NCCL's P2P transport fails.",
+        "Disable the P2P transport: `export NCCL_P2P_DISABLE=1` (or `NCCL_P2P_LEVEL=NVL`); on bare metal, "
+        "disable ACS / IOMMU for the GPUs. `NCCL_DEBUG=INFO` shows the transport chosen.",
+        confidence=0.75,
+        must_fire=("NCCL WARN Cuda failure 'peer access is not supported between these two devices'",),
+        must_not_fire=("NCCL INFO Channel 00 : 0[0] -> 1[1] via P2P/CUMEM",)),
+    Signature(
+        "nccl-duplicate-gpu", "gpu_selection",
+        (phrase("duplicate gpu detected", r"Duplicate GPU detected\W{0,5}rank (\d+) and rank (\d+)"),),
+        "Two ranks use the same GPU (rank {g0} and rank {g1}): each process must select its own device (LOCAL_RANK), "
+        "or there are more processes than GPUs.",
+        "Call `torch.cuda.set_device(int(os.environ[\"LOCAL_RANK\"]))` before init_process_group (or pass "
+        "device_id), start no more processes per node than GPUs, and check CUDA_VISIBLE_DEVICES.",
+        confidence=0.85,
+        alternatives=(Alternative("nccl", 0.3, "NCCL refuses to run two ranks on one GPU.",
+                                  "Give each rank its own GPU (LOCAL_RANK)."),),
+        must_fire=("NCCL WARN Duplicate GPU detected : rank 1 and rank 0 both on CUDA device 1000",),
+        must_not_fire=("NCCL INFO comm 0x1 rank 1 nRanks 2 nNodes 1 localRanks 2 localRank 1",)),
+    Signature(
+        "dist-rendezvous", "nccl",
+        (phrase("client socket has failed to connect", r"client socket has (?:failed to connect|timed out)[^\n]{0,160}"),
+         phrase("failed to listen on any local network address", r"failed to listen on any local network address"
+                r"[^\n]{0,80}"),
+         phrase("distnetworkerror", r"DistNetworkError[^\n]{0,160}")),
+        "torch.distributed's rendezvous failed: the ranks could not reach MASTER_ADDR:MASTER_PORT (wrong address, "
+        "port in use or blocked, a firewall between nodes, or the master not started).",
+        "Set MASTER_ADDR to an address every node can reach and MASTER_PORT to a free port (`ss -ltn` shows ports "
+        "in use), open it in the firewall, and start the master rank first; `envdoctor fleet` checks every rank.",
+        confidence=0.7,
+        must_fire=("torch.distributed.DistNetworkError: The server socket has failed to listen on any local network "
+                   "address. The server socket has failed to bind to [::]:29500 (errno: 98 - Address already in use).",
+                   "The client socket has failed to connect to [node1]:29500 (errno: 110 - Connection timed out)."),
+        must_not_fire=("Using MASTER_ADDR=10.0.0.1 MASTER_PORT=29500",)),
+    Signature(
+        "nccl-watchdog", "nccl",
+        (phrase("watchdog caught collective operation timeout", r"Watchdog caught collective operation timeout()"),
+         phrase("ncclinternalerror", r"ncclInternalError()"),
+         phrase("ncclinvalidusage", r"ncclInvalidUsage()")),
+        "A collective did not finish (or NCCL failed inside): a rank hung or died, or the transport between GPUs "
+        "(P2P, shared memory, network) is broken.",
+        "Rerun with `NCCL_DEBUG=INFO` (and `TORCH_NCCL_ASYNC_ERROR_HANDLING=1`) to see which rank and transport "
+        "fail; try `NCCL_P2P_DISABLE=1`, check /dev/shm in containers, and that every rank runs the same "
+        "collectives.", confidence=0.5, strength=SYMPTOM,
+        must_fire=("[Rank 0] Watchdog caught collective operation timeout: WorkNCCL(SeqNum=1, OpType=ALLREDUCE) ran "
+                   "for 1800000 milliseconds before timing out.",),
+        must_not_fire=("timeout=datetime.timedelta(seconds=1800)",)),
+    Signature(
+        "cuda-stub-driver", "driver_not_loaded",
+        (phrase("stub library", r"CUDA driver is a stub library()|CUDA_ERROR_STUB_LIBRARY()|cudaErrorStubLibrary()"),),
+        "The libcuda.so that loaded is the toolkit's link-time stub (lib64/stubs), not the driver's.",
+        "Remove the toolkit's `lib64/stubs` directory from LD_LIBRARY_PATH (it is only for linking) and check that "
+        "the driver's libcuda.so.1 is found (`ldconfig -p | grep libcuda`). " + CHECK, confidence=0.85,
+        must_fire=("RuntimeError: Unexpected error from cudaGetDeviceCount(). Error 34: CUDA driver is a stub library",),
+        must_not_fire=("-L/usr/local/cuda/lib64/stubs -lcuda",)),
+    Signature(
+        "device-busy", "gpu_selection",
+        (phrase("busy or unavailable", r"CUDA-capable device\(s\) is/are busy or unavailable()"),
+         phrase("cudaerrordevicesunavailable", r"cudaErrorDevicesUnavailable()")),
+        "The GPU is in exclusive-process compute mode and already used by another process (or reserved by the "
+        "scheduler for another job).",
+        "Pick a free GPU (`nvidia-smi` shows processes and the compute mode; `CUDA_VISIBLE_DEVICES=<free index>`), "
+        "stop the process holding it, or ask the admin to set the default compute mode "
+        "(`nvidia-smi -c DEFAULT`).", confidence=0.7,
+        must_fire=("RuntimeError: CUDA error: CUDA-capable device(s) is/are busy or unavailable",),
+        must_not_fire=("GPU 0 is available",)),
+    Signature(
+        "no-nccl-built-in", "nccl",
+        (phrase("doesn't have nccl built in", r"Distributed package doesn.t have NCCL built in()"),),
+        "This torch has no NCCL: Windows and macOS builds (and CPU-only builds) never include it.",
+        "Use the gloo backend on Windows/macOS (`init_process_group(\"gloo\")`, or `dist_backend: gloo` in the config); "
+        "on Linux install a CUDA build of torch.", confidence=0.85,
+        must_fire=("RuntimeError: Distributed package doesn't have NCCL built in",),
+        must_not_fire=("torch.distributed.is_nccl_available() -> True",)),
+    Signature(
+        "cuda-lib-symbol", "missing_runtime_lib",
+        (phrase("undefined symbol", r"undefined symbol:\s*(__nvJitLink\w+|cublas\w+|cusparse\w+|cudnn\w+|nccl\w+)"
+                r"(?:, version (lib\w+\.so\.\d+))?"),),
+        "The {g1} that loads first is another version than the library using it needs ({g0} is missing): a CUDA "
+        "library from LD_LIBRARY_PATH or a system toolkit shadows the one pip or conda installed.",
+        "Let torch load its own CUDA libraries: remove toolkit lib64 directories from LD_LIBRARY_PATH (`echo "
+        "$LD_LIBRARY_PATH`), or install matching nvidia-* wheels. " + CHECK, confidence=0.6,
+        alternatives=(PREBUILT, Alternative(
+            "multiple_cuda_toolkits", 0.3, "A second CUDA installation's libraries are found before the right ones.",
+            "`ldd` on the failing library shows which copy loads; remove the other toolkit from LD_LIBRARY_PATH.")),
+        must_fire=("ImportError: /site-packages/torch/lib/../../nvidia/cusparse/lib/libcusparse.so.12: undefined "
+                   "symbol: __nvJitLinkAddData_12_1, version libnvJitLink.so.12",),
+        must_not_fire=("undefined symbol: _ZN3c105ErrorC1ENS_14SourceLocationERKSs",)),
+    Signature(
+        "dll-load-failed", "missing_runtime_lib",
+        (phrase("dll load failed", r"DLL load failed(?: while importing (\w+))?:\s*(?:The specified module could not "
+                r"be found|找不到指定的模块)()"),),
+        "Windows could not load a DLL that {g0} needs: a CUDA/cuDNN DLL or the Visual C++ runtime is missing, or "
+        "the package was built for another torch/CUDA.",
+        "Install the Microsoft Visual C++ Redistributable, make sure the CUDA bin directory of the matching version is "
+        "on PATH, or reinstall the package built for your torch and CUDA. " + CHECK, confidence=0.55,
+        alternatives=(PREBUILT,),
+        must_fire=("ImportError: DLL load failed while importing _C: The specified module could not be found.",),
+        must_not_fire=("ImportError: DLL load failed while importing _ssl: %1 is not a valid Win32 application.",)),
 )

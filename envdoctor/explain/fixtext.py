@@ -230,6 +230,18 @@ def toolkit_fix(ctx: Context) -> str:
     return line + other + "." + distro_nvcc_note(ctx) + " " + CHECK
 
 
+def distro_or_toolkit_fix(ctx: Context) -> str:
+    """Build with the toolkit torch was built with; the log's own versions and nvcc path when it shows them."""
+    torch_cuda = ctx.facts.torch_cuda
+    nvcc = log_nvcc_version(ctx)
+    target = f"CUDA {torch_cuda}" if torch_cuda else "torch's CUDA (`python -c \"import torch; print(torch.version.cuda)\"`)"
+    ran = f" instead of nvcc {nvcc}" if nvcc else ""
+    root = f"/usr/local/cuda-{torch_cuda}" if torch_cuda else "/usr/local/cuda-X.Y"
+    return (f"Build with a {target} toolkit{ran}: `export CUDA_HOME={root} PATH={root}/bin:$PATH` (install it if "
+            "`ls -d /usr/local/cuda*` lists none), or install a torch built for the toolkit you have."
+            + distro_nvcc_note(ctx) + " " + CHECK)
+
+
 def driver_fix(ctx: Context) -> str:
     cuda = ctx.facts.torch_cuda or (ctx.facts.cuda_mentions[0] if ctx.facts.cuda_mentions else None)
     need = kb.min_driver_for_cuda(cuda) if cuda else None

@@ -38,6 +38,8 @@ _CONSEQUENCE_START = re.compile(
     r"|error: subprocess-exited-with-error|ERROR: Failed building wheel|ERROR: Could not build wheels|[×╰│]"
     r"|note: This error originates|Result = FAIL|Waiting for unfinished jobs|\*\*\* Check failure stack trace"
     r"|subprocess\.CalledProcessError|frame #\d+:|@\s+0x[0-9a-f]+"
+    r"|(?:torch\.distributed\.elastic\.multiprocessing\.errors\.)?ChildFailedError"
+    r"|ERROR:torch\.distributed\.elastic\S*:failed \(exitcode"
     r"|(?:RuntimeError|OSError|SystemExit|error): Error (?:compiling objects|building extension)"
     r"|error: command .{0,300} failed with exit (?:status|code))", re.I)
 # A consequence anywhere in the line (pip/setuptools prefix it with spaces or tags).

@@ -51,14 +51,14 @@ UNKNOWN = [
     ("error: nvcc is not installed on this machine", "nvcc_missing"),
     ("Error: libcublasLt.so.12 could not be loaded: dlopen failed", "missing_runtime_lib"),
     ("src/ops.cu:40:7: error: 'THCState_getCurrentStream' is not a member of 'at'", "deprecated_torch_api_in_ext"),
-    ("NameError: name '_ext' is not defined", "ext_not_built"),
+    ("NameError: global name '_ext' is not defined", "ext_not_built"),
     ("ValueError: invalid CUDA device id 3", "gpu_selection"),
     ("nvcc error: arch sm_120 is not supported by this compiler", "arch_unsupported_by_nvcc"),
     ("ERROR: your NVIDIA driver is too old for this CUDA runtime, please upgrade the driver", "driver_too_old"),
     ("ImportError: version `GLIBC_2.32' not found (required by /opt/venv/lib/x.so)", "libstdcxx_mismatch"),
     ("RuntimeError: the deformable conv ops have not been compiled; please compile them first",
      "ext_not_built"),
-    ("error: torch 2.3.0+cpu is a CPU-only build", "torch_cpu_only"),
+    ("error: torch-2.3.0+cpu is a CPU-only build", "torch_cpu_only"),
 ]
 
 
