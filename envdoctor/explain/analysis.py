@@ -223,7 +223,7 @@ def _with_alternatives(cand: _Candidate, log: Log, facts: LogFacts, machine: Dic
     in_container = machine.get("host.in_container")
     # --- context in the log ---
     if "container_gpu_not_exposed" in alt_scores:
-        if facts.docker:
+        if facts.docker and sig.id != "container-no-driver":  # that message is docker's own: no extra clue
             alt_scores["container_gpu_not_exposed"] = 0.7
             main_score = min(main_score, 0.35)
         if in_container is True and not machine.get("driver.present", True):
@@ -255,11 +255,18 @@ def _with_alternatives(cand: _Candidate, log: Log, facts: LogFacts, machine: Dic
             alt_scores["cuda_home_misconfigured"] = 0.6
             main_score = 0.4
     if sig.category == "missing_runtime_lib" and "prebuilt_wheel_mismatch" in alt_scores:
-        lib_major = re.search(r"\.so\.(\d+)", ctx.group(0) or "")
+        # Only the CUDA toolkit's own libraries carry CUDA's major version in their soname (cuDNN, NCCL do not).
+        lib_major = re.search(r"lib(?:cudart|cublas\w*|cufft\w*|curand|cusparse\w*|cusolver\w*|nvrtc\w*|nvJitLink|"
+                              r"nvToolsExt|cupti)\.so\.(\d+)", ctx.group(0) or "")
         others = [m for m in facts.cuda_mentions + ([facts.smi_cuda] if facts.smi_cuda else [])
                   + ([facts.torch_cuda] if facts.torch_cuda else [])
                   + ([str(machine.get("nvcc.version"))] if machine.get("nvcc.version") else [])]
         if lib_major and any(o.split(".")[0] != lib_major.group(1) for o in others if o):
+            alt_scores["prebuilt_wheel_mismatch"] = 0.6
+            main_score = min(main_score, 0.4)
+        if lib_major and _EXTENSION_IMPORT.search(text_of(log)):
+            # The library is asked for by a compiled package's own module, not by torch or a framework: that
+            # package's binary was built for the CUDA whose runtime is missing here.
             alt_scores["prebuilt_wheel_mismatch"] = 0.6
             main_score = min(main_score, 0.4)
         if re.search(r"cuda(\d+)\.\d", text_of(log), re.I) and lib_major:
@@ -287,6 +294,13 @@ def _with_alternatives(cand: _Candidate, log: Log, facts: LogFacts, machine: Dic
     # The most likely reading first; the others stay right after it.
     result.sort(key=lambda e: -e.score)
     return result
+
+
+# A compiled extension module being imported: "import flash_attn_2_cuda as ...", "from mmcv import _ext",
+# "from . import _C", or an ImportError naming a package's own .so (not torch's, not a framework's).
+_EXTENSION_IMPORT = re.compile(
+    r"^\s*(?:import \w*(?:_cuda|_C|_ext)\w*\b|from [\w.]* import (?:_C|_ext|\w+_cuda)\b|\w+ = \w*\.?load_ext\()"
+    r"|ImportError: \S*/site-packages/(?!torch/|tensorflow|jax|nvidia/)[\w.-]+/\S*\.so\S*: lib\w+\.so", re.M)
 
 
 def text_of(log: Log) -> str:

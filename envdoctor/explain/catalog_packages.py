@@ -177,4 +177,27 @@ PACKAGES = (
         fx.cpu_only_fix, confidence=0.5, strength=SYMPTOM, alternatives=(DRIVER,),
         must_fire=("RuntimeError: ProcessGroupNCCL is only supported with GPUs, no GPUs found!",),
         must_not_fire=("ProcessGroupNCCL initialized",)),
+    Signature(
+        "torch-cuda-lib-absent", "torch_cpu_only",
+        (phrase("lnk1181", r"LNK1181[^\n]{0,60}?'?((?:c10_cuda|torch_cuda\w*)\.lib)"),
+         phrase("cannot find -l", r"cannot find -l(c10_cuda|torch_cuda\w*)\b")),
+        "The build needs torch's CUDA library {g0}, which only CUDA builds of torch ship: the installed "
+        "torch is a CPU-only build.", fx.cpu_only_fix, confidence=0.7,
+        alternatives=(Alternative("prebuilt_wheel_mismatch", 0.3, "A compiled package built for a CUDA torch is used "
+                                  "with another torch.", "Rebuild or reinstall the package for the installed torch."),),
+        must_fire=("LINK : fatal error LNK1181: cannot open input file 'c10_cuda.lib'",
+                   "/usr/bin/ld: cannot find -lc10_cuda"),
+        must_not_fire=("/usr/bin/ld: cannot find -lcudart", "-lc10 -lc10_cuda -ltorch")),
+    Signature(
+        "triton-lcuda", "link_cudart_not_found",
+        (phrase("'-lcuda'", r"Command '\[[^\]\n]{0,600}?'-lcuda'[^\]\n]{0,600}?triton[^\]\n]{0,200}\]' returned "
+                r"non-zero exit status()"),),
+        "torch.compile's Triton launcher links with -lcuda and the linker finds no unversioned libcuda.so (a driver "
+        "installed without it, or only in a directory the linker does not search).",
+        "Make libcuda.so findable for linking: `export LIBRARY_PATH=/usr/lib/x86_64-linux-gnu:$LIBRARY_PATH` (where "
+        "`ldconfig -p | grep libcuda` shows it), or create the missing `libcuda.so -> libcuda.so.1` link there; "
+        "Triton also reads TRITON_LIBCUDA_PATH. " + CHECK, confidence=0.6,
+        must_fire=("CalledProcessError: Command '['/usr/bin/gcc', '/tmp/t/main.c', '-O3', '-lcuda', '-o', "
+                   "'/tmp/t/triton_.cpython-310-x86_64-linux-gnu.so']' returned non-zero exit status 1.",),
+        must_not_fire=("Command '['/usr/bin/gcc', 'main.c', '-lcuda', '-o', 'a.out']' returned non-zero exit status 1.",)),
 )

@@ -154,19 +154,20 @@ RUNTIME = (    Signature(
         must_not_fire=("AssertionError: Torch not compiled with CUDA enabled",)),
     Signature(
         "torch-abi", "stale_build_abi",
-        (phrase("undefined symbol", r"undefined symbol:\s*(" + _TORCH_SYMBOL + r"\w*|THP\w+)"),),
+        (phrase("undefined symbol", r"undefined symbol:\s*(" + _TORCH_SYMBOL + r"\w*|THP\w+|THNN_\w+|THCuda\w+|THC\w+)"),),
         "The compiled extension was built against a different libtorch than the one imported (a stale build or "
         "egg, torch upgraded afterwards, or a prebuilt package for another torch): it needs {g0}.",
         "Remove the old build (build/, *.so, the installed egg) and rebuild against the current torch, or install "
         "the torch version the prebuilt package was made for.",
         alternatives=(PREBUILT,),
         must_fire=("ImportError: /x/_C.so: undefined symbol: _ZN3c105ErrorC1ENS_14SourceLocationERKSs",
-                   "undefined symbol: _zn2at19undefinedtensorimpl10_singletone"),
+                   "undefined symbol: _zn2at19undefinedtensorimpl10_singletone",
+                   "libATen.so.1: undefined symbol: THNN_CudaDoubleSpatialClassNLLCriterion_updateGradInput"),
         must_not_fire=("undefined symbol: ms_deform_attn_cuda_forward", "undefined reference to `main'")),
     Signature(
         "own-cuda-symbol", "ext_built_without_cuda",
-        (phrase("undefined symbol", r"undefined symbol:\s*(?!" + _TORCH_SYMBOL + r"|__nvJitLink|cublas|cusparse|cudnn)"
-                r"(\w*cuda\w*)"),),
+        (phrase("undefined symbol", r"undefined symbol:\s*(?!" + _TORCH_SYMBOL + r"|__nvJitLink|cublas|cusparse|cudnn|"
+                r"THNN_|THC)(\w*cuda\w*)"),),
         "The library lacks its own CUDA function {g0}: it was built partly, or without CUDA.",
         "Remove the build/ directory and the installed .so, then rebuild with CUDA visible (`FORCE_CUDA=1`, "
         "CUDA_HOME set).", confidence=0.35, strength=SYMPTOM,
@@ -607,4 +608,61 @@ RUNTIME = (    Signature(
         alternatives=(PREBUILT,),
         must_fire=("ImportError: DLL load failed while importing _C: The specified module could not be found.",),
         must_not_fire=("ImportError: DLL load failed while importing _ssl: %1 is not a valid Win32 application.",)),
+    Signature(
+        "cudnn-sublib-symbol", "cudnn_mismatch",
+        (phrase("could not load library", r"Could not load library (libcudnn\w*\.so[\d.]*)\. Error: [^\n]{0,300}?undefined "
+                r"symbol()"),),
+        "Parts of two cuDNN installations are mixed: {g0} loads from one cuDNN and lacks symbols of the other "
+        "(a system or toolkit cuDNN on LD_LIBRARY_PATH next to the one torch ships).",
+        "Let torch load only its own cuDNN: remove the toolkit's lib64 (or the system cuDNN) from LD_LIBRARY_PATH, "
+        "or install one complete cuDNN of the version torch expects. " + CHECK, confidence=0.8,
+        must_fire=("Could not load library libcudnn_cnn_train.so.8. Error: /usr/local/cuda-12.3/lib64/"
+                   "libcudnn_cnn_train.so.8: undefined symbol: _ZN5cudnn3cnn5infer, version libcudnn_cnn_infer.so.8",),
+        must_not_fire=("Could not load library libcudnn_cnn_infer.so.8. Error: libcudnn_cnn_infer.so.8: cannot open "
+                       "shared object file",)),
+    Signature(
+        "cudnn-too-old", "cudnn_mismatch",
+        (phrase("cudnn v", r"(?:supported|available) only (?:in|with|for) cuDNN v?([\d.]+) and (?:above|later|newer)()"),
+         phrase(" or higher is required", r"cuDNN v?([\d.]+)\+? or (?:higher|newer|later) is required()")),
+        "The cuDNN that loads is older than {g0}, which this feature needs: an old cuDNN elsewhere on the system is "
+        "found before the one the framework ships.",
+        "Find which cuDNN loads (`ldd`, LD_LIBRARY_PATH) and remove the old one from the loader path, or install "
+        "cuDNN >= {g0}. " + CHECK, confidence=0.7,
+        must_fire=("RuntimeError: dropout supported only in cudnn v5.1 and above",),
+        must_not_fire=("cuDNN v8.9 loaded",)),
+    Signature(
+        "torch-lib-not-loaded", "missing_runtime_lib",
+        (phrase("cannot open shared object file", r"(lib(?:c10|c10_cuda|torch|torch_cpu|torch_cuda\w*|torch_python)\.so): "
+                r"cannot open shared object file"),),
+        "A compiled extension needs torch's own library {g0}, which the loader finds only after `import torch` "
+        "(torch does not put its lib/ on the loader path): the extension was imported before torch, or for a torch "
+        "that is not installed here.",
+        "Import torch before the extension (`import torch` first, also in the package's __init__.py); if that does "
+        "not help, rebuild the extension against the installed torch. " + CHECK, confidence=0.55,
+        alternatives=(Alternative("torch_cpu_only", 0.35, "The installed torch is a CPU-only build, which has no "
+                                  "CUDA libraries (libc10_cuda, libtorch_cuda).", "Install a CUDA build of torch."),
+                      PREBUILT),
+        must_fire=("ImportError: libtorch_cuda.so: cannot open shared object file: No such file or directory",
+                   "ImportError: libc10.so: cannot open shared object file: No such file or directory"),
+        must_not_fire=("ImportError: libcudart.so.12: cannot open shared object file",)),
+    Signature(
+        "cmake-distro-nvcc", "multiple_cuda_toolkits",
+        (phrase("compiler: /usr/bin/nvcc", r"(?m)^\s*Compiler: (/usr/bin/nvcc)\s*$"),),
+        "CMake tested the distribution's CUDA compiler (/usr/bin/nvcc, e.g. Ubuntu's nvidia-cuda-toolkit) instead of "
+        "the toolkit you installed, and it failed.",
+        "Point CMake at the intended toolkit: `export CUDACXX=/usr/local/cuda-X.Y/bin/nvcc CUDA_HOME=/usr/local/cuda-X.Y "
+        "PATH=/usr/local/cuda-X.Y/bin:$PATH` (or `-DCMAKE_CUDA_COMPILER=...`), or remove the distribution package "
+        "`nvidia-cuda-toolkit`. " + CHECK, confidence=0.55,
+        must_fire=("  Compiling the CUDA compiler identification source file\n  \"CMakeCUDACompilerId.cu\" failed.\n\n"
+                   "  Compiler: /usr/bin/nvcc",),
+        must_not_fire=("  Compiler: /usr/local/cuda/bin/nvcc",)),
+    Signature(
+        "lnk-obj-missing", "other",
+        (phrase("lnk1181", r"LNK1181:? cannot open input file '([^'\n]*\.obj)'"),),
+        "The linker has no object file {g0}: the compile step that should have produced it failed or wrote it "
+        "elsewhere (on Windows often a path with spaces, or a build directory from another run).",
+        "Look for the first compiler error above; build from a path without spaces, remove the build/ directory "
+        "and build again.", confidence=0.5,
+        must_fire=("LINK : fatal error LNK1181: cannot open input file '.\\Release\\_ext.obj'",),
+        must_not_fire=("LINK : fatal error LNK1181: cannot open input file 'cudart.lib'",)),
 )

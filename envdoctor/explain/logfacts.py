@@ -208,7 +208,8 @@ _NVCC_COMMAND = re.compile(r"^(?:\[\s*\d+/\d+\]\s+)?((?:[A-Za-z]:)?[^\s'\":]*/nv
 _NVCC_RELEASE = re.compile(r"release (\d+\.\d+), V\d")
 _SMI = re.compile(r"CUDA Version:\s*(\d+\.\d+)")
 _DRIVER = re.compile(r"Driver Version:\s*(\d+\.\d+(?:\.\d+)?)")
-_TORCH = re.compile(r"\btorch(?:==|\s+version:?\s*|\s+|-)(\d+\.\d+(?:\.\d+)?)(?:\+cu(\d{2,3}))?"
+_TORCH = re.compile(r"\btorch(?:==|\.__version__\s*[:=]+\s*'?|\s+version:?\s*|\s+|-)(\d+\.\d+(?:\.\d+)?)"
+                    r"(?:\+cu(\d{2,3}))?"
                     r"|PyTorch version:\s*(\d+\.\d+(?:\.\d+)?)(?:\+cu(\d{2,3}))?", re.I)
 _TORCH_CUDA = re.compile(r"CUDA used to build PyTorch:\s*(\d+\.\d+)|compile\s+PyTorch \((\d+\.\d+)\)")
 _CUDA_MENTION = re.compile(r"(?:\bcuda|/cuda-|\bCUDA Toolkit|\bCUDA detected:|cuda_|\bcu)[ _-]?(?:toolkit[ _-]?)?"

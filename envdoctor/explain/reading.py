@@ -106,10 +106,17 @@ def _collapse_cr(line: str) -> str:
     return " ".join(out)
 
 
+# What log collectors put before each line: Docker BuildKit's step and seconds ("#15 354.2 "), GitHub
+# Actions' timestamp ("2024-05-01T10:00:00.1234567Z "). The line itself is what the tool printed.
+_LINE_PREFIX = re.compile(r"^(?:#\d+ \d+\.\d+ |\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(?:\.\d+)?Z )", re.M)
+
+
 def clean(text: str) -> List[str]:
     """Normalise decoded text into lines (``\\n``-separated; a lone ``\\r`` does not start a line)."""
     if "\x1b" in text:
         text = _ANSI.sub("", text)
+    if ("#" in text[:1] or "\n#" in text or "Z " in text) and _LINE_PREFIX.search(text):
+        text = _LINE_PREFIX.sub("", text)
     if not text.isascii():
         # A single-character search is a fast C scan; str.translate would cost a dict lookup per character.
         for char, plain in _PUNCT_MAP.items():

@@ -14,7 +14,7 @@ from envdoctor.explain.logfacts import LogFacts, Scanner
 from envdoctor.explain.reading import Log
 
 _RELEASE = re.compile(r"release (\d+\.\d+), V[\d.]+")
-_SMI = re.compile(r"nvidia-smi|CUDA Version:", re.I)
+_SMI = re.compile(r"nvidia-smi|CUDA Version:|(?:has|shows?|says?) (?:a )?cuda version (?:of |is )?\d", re.I)
 _NVCC = re.compile(r"\bnvcc\b|toolkit|cuda[ -]?install(?:ation|ed)?\b|install(?:ed)? (?:the )?cuda|"
                    r"nvidia-cuda\b", re.I)
 _CONTRAST = re.compile(r"mismatch|differ|different|still|doesn.?t|does not|reflect|but\b|shows|says|instead|"
@@ -93,6 +93,18 @@ def from_talk(log: Log, scanner: Scanner, facts: LogFacts, roles: Sequence[str])
             [i for i, _ in releases] + [i for i, _ in distro])]
     if releases:
         index, match = releases[0]
+        torch_majors = _torch_cuda_majors(facts)
+        nvcc_major = match.group(1).split(".")[0]
+        if torch_majors and nvcc_major not in torch_majors:
+            built = " or ".join(sorted(torch_majors))
+            return [make(
+                "toolkit_torch_mismatch", index, 0.55,
+                f"The build runs nvcc {match.group(1)}, but torch {facts.torch_cuda or facts.torch} is built with "
+                f"CUDA {built}.x: torch's extension builder refuses (or mis-links) a toolkit of another major "
+                "version.",
+                f"Build with a CUDA {built}.x toolkit (`export CUDA_HOME=/usr/local/cuda-X.Y PATH=/usr/local/cuda-X.Y/"
+                "bin:$PATH`; `which -a nvcc` lists them), or install the torch built for the toolkit you have. "
+                + CHECK, [index])]
         others = [m for m in facts.cuda_mentions if m != match.group(1)]
         if others:
             return [make(
@@ -102,3 +114,16 @@ def from_talk(log: Log, scanner: Scanner, facts: LogFacts, roles: Sequence[str])
                 "Put the intended toolkit first: `export PATH=/usr/local/cuda-X.Y/bin:$PATH "
                 "CUDA_HOME=/usr/local/cuda-X.Y` (`which -a nvcc` lists them). " + CHECK, [index])]
     return []
+
+
+def _torch_cuda_majors(facts: LogFacts) -> set:
+    """The CUDA major versions the log's torch can be built with (empty when unknown)."""
+    from envdoctor import knowledge as kb
+
+    if facts.torch_cuda:
+        return {facts.torch_cuda.split(".")[0]}
+    if not facts.torch:
+        return set()
+    minor = ".".join(facts.torch.split(".")[:2])
+    return {cuda.split(".")[0] for cuda in kb.torch_cuda_builds(minor)}
+
