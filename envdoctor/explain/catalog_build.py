@@ -189,13 +189,13 @@ BUILD = (
     Signature(
         "gcc-bounds", "gcc_unsupported_by_nvcc",
         (phrase("maximum required version by cuda", r"current installed version of ([\w+.-]+) \(([\d.]+)\) is "
-                r"greater than the maximum required version by CUDA ([\d.]+)"),
+                r"greater than the maximum required version by CUDA (\d+(?:\.\d+)*)"),
          phrase("minimum required version by cuda", r"current installed version of ([\w+.-]+) \(([\d.]+)\) is less "
-                r"than the minimum required version by CUDA ([\d.]+)"),
+                r"than the minimum required version by CUDA (\d+(?:\.\d+)*)"),
          phrase("of the host compiler", r"The version \('?(?=[\d.]+'?\) of the host compiler \('?([^')\n]+))([\d.]+)'?\) of the "
                 r"host compiler \('?[^')\n]+'?\) is not supported()")),
         "torch's extension builder (or nvcc) refuses the host compiler {g0} {g1}: it is outside the range CUDA {g2} "
-        "supports.", fx.gcc_fix, confidence=0.85, alternatives=(MULTIPLE,),
+        "supports.", fx.gcc_bounds_fix, confidence=0.85, alternatives=(MULTIPLE,),
         must_fire=("RuntimeError: The current installed version of g++ (13.2.0) is greater than the maximum required "
                    "version by CUDA 11.8. Please make sure to use an adequate version of g++ (>=6.0.0, <12.0).",
                    "nvcc fatal   : The version ('19.40') of the host compiler ('Microsoft Visual C++') is not "

@@ -88,12 +88,11 @@ PACKAGES = (
                        "backend.",)),
     Signature(
         "pip-requires", "package_version_incompatible",
-        (phrase("but you have", r"([\w.-]+) [\w.+-]+ requires ([\w.-]+)[^,\n]{0,60}, but you have ([\w.-]+) "
+        (phrase("but you have", r"([\w.-]+) [\w.+-]+ requires ([\w.-]+)([<>=!~][^,\n]{0,60}|), but you have ([\w.-]+) "
                 r"([\w.+-]+) which is incompatible"),),
-        "{g0} needs another {g1} than the installed {g2} {g3}: pip installed a combination that does not go "
-        "together.",
-        "Install the {g1} version {g0} asks for (`pip install '{g1}<version {g0} names>'`), or the {g0} release "
-        "made for {g1} {g3}; `pip check` lists every conflict.", confidence=0.8,
+        "{g0} needs {g1}{g2}, but {g3} {g4} is installed: pip installed a combination that does not go together.",
+        "Install what {g0} asks for (`pip install '{g1}{g2}'`, from the same index as torch when it is torch), or "
+        "the {g0} release made for {g3} {g4}; `pip check` lists every conflict.", confidence=0.8,
         must_fire=("xformers 0.0.20 requires torch==2.0.0, but you have torch 2.0.1 which is incompatible.",),
         must_not_fire=("xformers 0.0.20 requires torch==2.0.0",)),
     Signature(

@@ -461,8 +461,8 @@ RUNTIME = (    Signature(
         must_not_fire=("CUDA initialization: OK",)),
     Signature(
         "cudnn-runtime-version", "cudnn_mismatch",
-        (phrase("loaded runtime cudnn library", r"Loaded runtime CuDNN library: ([\d.]+) but source was compiled "
-                r"with: ([\d.]+)"),),
+        (phrase("loaded runtime cudnn library", r"Loaded runtime CuDNN library: (\d+(?:\.\d+)*) but source was "
+                r"compiled with: (\d+(?:\.\d+)*)"),),
         "The cuDNN loaded at run time ({g0}) is not the one the program was built with ({g1}).",
         "Install cuDNN {g1} (or a build of the program for cuDNN {g0}) and make sure the loader finds it first "
         "(LD_LIBRARY_PATH, conda's cudnn, pip's nvidia-cudnn). " + CHECK,

@@ -121,6 +121,19 @@ def gcc_fix(ctx: Context) -> str:
             "or use a newer CUDA toolkit." + distro_nvcc_note(ctx) + " " + CHECK)
 
 
+def gcc_bounds_fix(ctx: Context) -> str:
+    """For "the installed g++ (X) is greater than the maximum required version by CUDA Y": a gcc CUDA Y takes."""
+    cuda = ctx.group(2) or log_nvcc_version(ctx)
+    top = kb.max_gcc_for_cuda(cuda) if cuda else None
+    if top:
+        return (f"Build with a gcc CUDA {cuda} accepts (<= {top}): `sudo apt install gcc-{top} g++-{top}` then "
+                f"`export CC=gcc-{top} CXX=g++-{top} NVCC_CCBIN=gcc-{top}`, or use a newer CUDA toolkit."
+                + distro_nvcc_note(ctx) + " " + CHECK)
+    return ("Build with a host compiler inside the range the message names (`export CC=gcc-N CXX=g++-N "
+            "NVCC_CCBIN=gcc-N`; on Windows the Visual Studio version this CUDA supports), or use a newer CUDA "
+            "toolkit. " + CHECK)
+
+
 def torch_install(ctx: Context, need_arch: Optional[str] = None) -> str:
     """The pip line for a torch build that this log's driver/GPU can use, or advice to pick one."""
     facts = ctx.facts
