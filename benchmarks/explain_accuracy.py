@@ -108,6 +108,13 @@ def report() -> str:
     lines.append(f"**buried** (held-out error lines inside ~200 lines of build noise): {ok}/{total} top-1 right "
                  f"({100 * ok / total:.1f} %).")
     lines.append("")
+    records = [r for split in ("heldout",) + BLIND_ROUNDS for r in load(split) if r["category"] in BURIED_CATEGORIES]
+    plain = [top1(r["error_text"]) == r["category"] for r in records]
+    buried = [top1(bury(r["error_text"], seed=n)) == r["category"] for n, r in enumerate(records)]
+    lines.append(f"**buried, every case** (each held-out and blind case of those build-time categories, buried the "
+                 f"same way): {sum(buried)}/{len(records)} top-1 right ({100 * sum(buried) / len(records):.1f} %); "
+                 f"unburied {sum(plain)}/{len(records)}; right both ways {sum(a and b for a, b in zip(plain, buried))}.")
+    lines.append("")
     for split in BLIND_ROUNDS:
         note = ROUND_NOTES[split]
         ok, total, confusion = score([(r["category"], top1(r["error_text"])) for r in load(split)])
