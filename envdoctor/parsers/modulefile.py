@@ -145,7 +145,7 @@ def parse(text: str, syntax: str) -> Dict[str, object]:
                     continue
                 if call.group(1) in ("setenv", "pushenv"):
                     setenv[var] = value
-                else:
+                elif any(value.split(":")):
                     prepend.setdefault(var, []).extend(v for v in value.split(":") if v)
                 continue
             assign = _LUA_LOCAL.match(line)
@@ -171,6 +171,7 @@ def parse(text: str, syntax: str) -> Dict[str, object]:
                 args = args[2:] if args[0] in ("-d", "--delim") else args[1:]
             if len(args) < 2:
                 continue
-            values = [_tcl_substitute(a, names) for a in args[1:]]
-            prepend.setdefault(args[0], []).extend(p for v in values if v for p in v.split(":") if p)
+            values = [p for v in (_tcl_substitute(a, names) for a in args[1:]) if v for p in v.split(":") if p]
+            if values:
+                prepend.setdefault(args[0], []).extend(values)
     return {"setenv": setenv, "prepend": prepend}
