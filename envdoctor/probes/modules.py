@@ -129,11 +129,15 @@ def scan(ctx: ProbeContext) -> dict:
     return {"modulepath": modulepath, "loaded": loaded, "offered": offered}
 
 
-def loaded_same_name(modules: dict, name: str) -> Optional[str]:
-    """The loaded module of the same family as ``name`` (``cuda/11.8`` for ``cuda/13.0``), if any."""
-    family = name.split("/")[0]
-    for entry in modules.get("loaded") or []:
-        other = str(entry.get("name") or "")
-        if other.split("/")[0] == family and other != name:
-            return other
-    return None
+def module_of(names: List[str], modules: dict) -> Optional[dict]:
+    """The module offering the toolkit known by ``names`` (a loaded one first), the loaded CUDA
+    module a ``module swap`` would replace, and what builds use once it is loaded."""
+    wanted = {os.path.realpath(n) for n in names}
+    offers = [o for o in modules.get("offered") or [] if o.get("root_exists") and os.path.realpath(o["root"]) in wanted]
+    if not offers:
+        return None
+    offer = sorted(offers, key=lambda o: not o.get("loaded"))[0]
+    replaces = next((o["name"] for o in modules.get("offered") or []
+                     if o.get("loaded") and o["name"] != offer["name"]), None)
+    return {"name": offer["name"], "file": offer["file"], "loaded": bool(offer.get("loaded")), "replaces": replaces,
+            "builds_use": offer.get("builds_use")}

@@ -4,9 +4,10 @@ Sources, in this order: ``CUDA_HOME``, ``CUDA_PATH``, every ``nvcc`` on ``PATH``
 (symlinks and wrapper scripts resolved to the real toolkit: ``/usr/local/bin/nvcc``
 that execs ``/usr/local/cuda-13.0/bin/nvcc`` names ``/usr/local/cuda-13.0``),
 ``/usr/local/cuda*``, ``/opt/cuda*``, the NVIDIA HPC SDK's ``cuda/<X.Y>`` toolkits
-(``envdoctor.probes.nvhpc``), the modulefiles on ``MODULEPATH`` (``envdoctor.probes.modules``,
-read, never loaded), the active conda env and pip ``nvidia-*`` wheels of the diagnosed Python. Entries are deduplicated by real path, so
-``/usr/local/cuda`` -> ``/usr/local/cuda-13.0`` is one toolkit found two ways.
+(``envdoctor.probes.nvhpc``), the modulefiles on ``MODULEPATH`` (``envdoctor.probes.modules``:
+read, never loaded), the active conda env and pip ``nvidia-*`` wheels of the diagnosed Python.
+Entries are deduplicated by real path, so ``/usr/local/cuda`` -> ``/usr/local/cuda-13.0`` is one
+toolkit found two ways.
 Malformed ``CUDA_HOME``/``CUDA_PATH`` values are recorded raw; rules classify them.
 """
 from __future__ import annotations
@@ -339,21 +340,6 @@ class _NvccRunner:
         return self.cache[real_nvcc]
 
 
-def _module_of(entry: dict, modules: dict) -> Optional[dict]:
-    """The module offering this toolkit (a loaded one first), and the loaded CUDA module
-    it would replace."""
-    names = {os.path.realpath(p) for p in [entry["root"], entry["real_root"], *entry["aliases"]]}
-    offers = [o for o in modules.get("offered") or [] if o.get("root_exists")
-              and os.path.realpath(o["root"]) in names]
-    if not offers:
-        return None
-    offer = sorted(offers, key=lambda o: not o.get("loaded"))[0]
-    replaces = next((o["name"] for o in modules.get("offered") or []
-                     if o.get("loaded") and o["name"] != offer["name"]), None)
-    return {"name": offer["name"], "file": offer["file"], "loaded": bool(offer.get("loaded")), "replaces": replaces,
-            "builds_use": offer.get("builds_use")}
-
-
 def _describe(entry: dict, conda_prefix: Optional[str], nvccs: _NvccRunner, modules: dict) -> dict:
     root = entry["real_root"]
     sdk = nvhpc.describe(entry["root"]) or nvhpc.describe(root)
@@ -381,7 +367,7 @@ def _describe(entry: dict, conda_prefix: Optional[str], nvccs: _NvccRunner, modu
     math = nvhpc.math_include(sdk["release"], os.path.basename(root)) if sdk and entry["missing_headers"] else None
     entry["lib_include_dir"] = math if math and all(os.path.isfile(os.path.join(math, h))
                                                     for h in entry["missing_headers"]) else None
-    entry["module"] = _module_of(entry, modules)
+    entry["module"] = modules_probe.module_of([entry["root"], entry["real_root"], *entry["aliases"]], modules)
     real_nvcc = resolve_nvcc(nvcc_bin)[0] if nvcc_bin else None
     entry["nvcc_real"] = real_nvcc
     entry["default_host"] = nvcc_default_host(nvccs.ctx, real_nvcc) if real_nvcc else None

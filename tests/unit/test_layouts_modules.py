@@ -29,7 +29,8 @@ def test_recorded_lua_modulefile_is_read_as_lmod_evaluated_it():
     # recorded/show_lua.txt: setenv("CUDA_HOME","/usr/local/cuda-13.0"), prepend_path("PATH",".../bin"), ...
     assert 'setenv("CUDA_HOME","/usr/local/cuda-13.0")' in text("recorded", "show_lua.txt")
     assert parsed["setenv"] == {"CUDA_HOME": "/usr/local/cuda-13.0"}
-    assert parsed["prepend"] == {"PATH": ["/usr/local/cuda-13.0/bin"], "LD_LIBRARY_PATH": ["/usr/local/cuda-13.0/lib64"],
+    assert parsed["prepend"] == {"PATH": ["/usr/local/cuda-13.0/bin"],
+                                 "LD_LIBRARY_PATH": ["/usr/local/cuda-13.0/lib64"],
                                  "CPATH": ["/usr/local/cuda-13.0/include"]}
 
 

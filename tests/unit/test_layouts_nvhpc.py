@@ -59,8 +59,8 @@ def test_sdk_toolkits_are_found_with_their_cuda_versions_and_math_libs(tmp_path)
 
 
 def test_sdk_found_at_its_default_prefix_without_any_hint(tmp_path):
-    release, ctx = sdk_machine(tmp_path, path_dirs=(), module_loaded=False, env={"MODULEPATH": ""})
-    found = [t for t in probed(ctx).value("toolkits")]
+    _, ctx = sdk_machine(tmp_path, path_dirs=(), module_loaded=False, env={"MODULEPATH": ""})
+    found = probed(ctx).value("toolkits")
     assert [(t["kind"], os.path.basename(t["real_root"]), t["found_via"]) for t in found] == [
         ("nvhpc", "12.9", ["NVIDIA HPC SDK"]), ("nvhpc", "13.0", ["NVIDIA HPC SDK"])]
     assert all(t["module"] is None for t in found)

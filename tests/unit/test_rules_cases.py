@@ -140,7 +140,8 @@ def healthy() -> Dict[str, Any]:
     }
 
 
-# Lmod modules as recorded (tests/fixtures/modules): cuda/13.0 names /usr/local/cuda-13.0, cuda/11.8 a gone /opt/cuda/11.8.
+# Lmod modules as recorded (tests/fixtures/modules): cuda/13.0 names /usr/local/cuda-13.0,
+# cuda/11.8 a /opt/cuda/11.8 that is gone.
 STALE_LUA = "/opt/modulefiles/lua/cuda/11.8.lua"
 MODULES = {"modulepath": ["/opt/modulefiles/lua"], "loaded": [], "offered": []}
 STALE_OFFER = {"name": "cuda/11.8", "file": STALE_LUA, "syntax": "lua", "root": "/opt/cuda/11.8",
