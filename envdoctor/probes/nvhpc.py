@@ -88,7 +88,11 @@ def describe(root: str) -> Optional[dict]:
     if cuda is None or cuda not in (real, os.path.dirname(real)):
         return None
     default = default_cuda(release)
-    return {"release": release, "version": os.path.basename(release),
-            "compilers": os.path.join(release, "compilers"),
+    compilers = os.path.join(release, "compilers")
+    # The -L directory torch passes for CUDA_HOME=compilers: lib64, else lib.
+    lib = "lib" if not os.path.exists(os.path.join(compilers, "lib64")) and os.path.isdir(
+        os.path.join(compilers, "lib")) else "lib64"
+    return {"release": release, "version": os.path.basename(release), "compilers": compilers,
+            "compilers_lib": os.path.join(compilers, lib),
             "cuda_versions": [os.path.basename(r) for r in cuda_roots(release)],
             "default_cuda": os.path.basename(default) if default else None}

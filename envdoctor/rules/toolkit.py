@@ -202,10 +202,12 @@ def cuda_home_unset_guess_broken(ctx):
     if not usable:
         sdk = _nvhpc_compilers(home, toolkits(ctx.facts))
         if home and sdk:
+            lib = sdk.get("compilers_lib") or posixpath.join(home, "lib64")
             message = (f"torch.utils.cpp_extension will use CUDA_HOME={home} ({how}): the compilers directory of "
                        f"the NVIDIA HPC SDK {sdk.get('version')}, not a CUDA toolkit. It has no "
-                       f"include/cuda_runtime.h and no lib64/libcudart.so (the SDK's toolkits are in "
-                       f"{posixpath.join(str(sdk.get('release')), 'cuda')}/<X.Y>): {_link_outcome(ctx)}")
+                       f"include/cuda_runtime.h (sources that include it stop) and no libcudart.so (the SDK's "
+                       f"toolkits are in {posixpath.join(str(sdk.get('release')), 'cuda')}/<X.Y>): "
+                       f"{_link_outcome(ctx, lib)}")
         elif home:
             message = (f"torch.utils.cpp_extension will use CUDA_HOME={home} ({how}), which is not a CUDA toolkit: "
                        f"{_link_outcome(ctx)}")
@@ -268,11 +270,12 @@ def _nvhpc_compilers(home: Optional[str], found) -> Optional[Mapping[str, Any]]:
     return None
 
 
-def _link_outcome(ctx) -> str:
-    """What linking does when CUDA_HOME is not a toolkit: fails, or takes another runtime."""
+def _link_outcome(ctx, lib: Optional[str] = None) -> str:
+    """What linking does when CUDA_HOME is not a toolkit: fails, or takes another runtime.
+    ``lib``: the -L directory torch passes, when known (lib64, else lib)."""
     prediction = model.predict(ctx.facts)
     home = prediction.cuda_home if prediction else "it"
-    lib = posixpath.join(home, "lib64")
+    lib = lib or posixpath.join(home, "lib64")
     if prediction is None or prediction.cudart is None:
         return (f"{lib} has no libcudart.so and the linker finds none elsewhere, so every CUDA extension build "
                 f"fails to link (`cannot find -lcudart`).")

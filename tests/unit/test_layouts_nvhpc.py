@@ -47,6 +47,7 @@ def test_sdk_toolkits_are_found_with_their_cuda_versions_and_math_libs(tmp_path)
     assert (default["kind"], default["version"], older["version"]) == ("nvhpc", "13.0.88", "12.9.86")
     assert default["aliases"] == [os.path.join(release, "cuda")]  # cuda/bin etc. lead to 13.0
     assert default["nvhpc"] == {"release": release, "version": "25.9", "compilers": os.path.join(release, "compilers"),
+                                "compilers_lib": os.path.join(release, "compilers/lib"),
                                 "cuda_versions": ["12.9", "13.0"], "default_cuda": "13.0"}
     assert default["missing_headers"] == ["cublas_v2.h", "cublasLt.h", "cusparse.h", "cusolverDn.h"]
     assert default["lib_include_dir"] == os.path.join(release, "math_libs/13.0/targets/x86_64-linux/include")
@@ -103,8 +104,10 @@ def test_compilers_first_on_path_is_named_and_fixed_to_the_matching_cuda(tmp_pat
     assert guess.message.startswith(
         f"torch.utils.cpp_extension will use CUDA_HOME={release}/compilers (guessed from `which nvcc` = "
         f"{release}/compilers/bin/nvcc, a wrapper or link to {release}/cuda/13.0/bin/nvcc): the compilers directory "
-        f"of the NVIDIA HPC SDK 25.9, not a CUDA toolkit. It has no include/cuda_runtime.h and no lib64/libcudart.so")
-    assert "cannot find -lcudart" in guess.message
+        f"of the NVIDIA HPC SDK 25.9, not a CUDA toolkit. It has no include/cuda_runtime.h (sources that include it "
+        f"stop) and no libcudart.so")
+    assert f"{release}/compilers/lib has no libcudart.so and the linker finds none elsewhere, so every CUDA " \
+           f"extension build fails to link (`cannot find -lcudart`)" in guess.message
     assert f"The real toolkit is {release}/cuda/13.0 (CUDA 13.0.88)" in guess.message
     fix = guess.fixes[0]
     math = f"{release}/math_libs/13.0/targets/x86_64-linux/include"
