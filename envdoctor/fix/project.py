@@ -106,8 +106,10 @@ def project(facts: FactSet, settings: EnvSettings, torch_build: Optional[Tuple[s
     if cpath:
         headers = dict(facts.value("cuda.system_headers") or {})
         provider = next((t for t in toolkits(facts) if norm_path(t.get("include_dir")) == norm_path(cpath)), None)
+        # The HPC SDK's math_libs include dir holds every header its toolkit lacks.
+        math = next((t for t in toolkits(facts) if norm_path(t.get("lib_include_dir")) == norm_path(cpath)), None)
         for header in LIB_HEADERS:
-            if provider is not None and header not in (provider.get("missing_headers") or []):
+            if (provider is not None and header not in (provider.get("missing_headers") or [])) or math is not None:
                 headers[header] = cpath
         projected.add(Fact("cuda.system_headers", headers, source=SOURCE))
     return projected

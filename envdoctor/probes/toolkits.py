@@ -3,9 +3,11 @@
 Sources, in this order: ``CUDA_HOME``, ``CUDA_PATH``, every ``nvcc`` on ``PATH``
 (symlinks and wrapper scripts resolved to the real toolkit: ``/usr/local/bin/nvcc``
 that execs ``/usr/local/cuda-13.0/bin/nvcc`` names ``/usr/local/cuda-13.0``),
-``/usr/local/cuda*``, ``/opt/cuda*``, the active conda env and pip ``nvidia-*``
-wheels of the diagnosed Python. Entries are deduplicated by real path, so
-``/usr/local/cuda`` -> ``/usr/local/cuda-13.0`` is one toolkit found two ways.
+``/usr/local/cuda*``, ``/opt/cuda*``, the NVIDIA HPC SDK's ``cuda/<X.Y>`` toolkits
+(``envdoctor.probes.nvhpc``), the modulefiles on ``MODULEPATH`` (``envdoctor.probes.modules``:
+read, never loaded), the active conda env and pip ``nvidia-*`` wheels of the diagnosed Python.
+Entries are deduplicated by real path, so ``/usr/local/cuda`` -> ``/usr/local/cuda-13.0`` is one
+toolkit found two ways.
 Malformed ``CUDA_HOME``/``CUDA_PATH`` values are recorded raw; rules classify them.
 """
 from __future__ import annotations
@@ -21,10 +23,12 @@ from typing import Dict, List, Optional, Tuple
 from envdoctor.model import Fact
 from envdoctor.parsers import nvcc as nvcc_parser
 from envdoctor.parsers import versions
+from envdoctor.probes import modules as modules_probe
+from envdoctor.probes import nvhpc
 from envdoctor.probes._inproc import same_executable
 from envdoctor.probes.base import Probe, ProbeContext, read_text as _read
 
-KEYS = ("toolkits", "nvcc.path", "nvcc.real_path", "nvcc.toolkit", "nvcc.version", "nvcc.all", "nvcc.archs",
+KEYS = ("toolkits", "modules", "nvcc.path", "nvcc.real_path", "nvcc.toolkit", "nvcc.version", "nvcc.all", "nvcc.archs",
         "cuda.linker_cudart", "cuda.system_headers")
 NVCC_TIMEOUT = 10.0
 # Headers of the CUDA math libraries that torch's own CUDA headers include
@@ -336,9 +340,13 @@ class _NvccRunner:
         return self.cache[real_nvcc]
 
 
-def _describe(entry: dict, conda_prefix: Optional[str], nvccs: _NvccRunner) -> dict:
+def _describe(entry: dict, conda_prefix: Optional[str], nvccs: _NvccRunner, modules: dict) -> dict:
     root = entry["real_root"]
-    if conda_prefix and os.path.realpath(conda_prefix) == root:
+    sdk = nvhpc.describe(entry["root"]) or nvhpc.describe(root)
+    entry["nvhpc"] = sdk
+    if sdk:
+        entry["kind"] = "nvhpc"
+    elif conda_prefix and os.path.realpath(conda_prefix) == root:
         entry["kind"] = "conda"
     elif os.path.isdir(os.path.join(root, "conda-meta")) or _is_conda_package(root):
         entry["kind"] = "conda"
@@ -354,6 +362,12 @@ def _describe(entry: dict, conda_prefix: Optional[str], nvccs: _NvccRunner) -> d
     includes = include_dir(root)
     entry["include_dir"] = includes
     entry["missing_headers"] = [h for h in LIB_HEADERS if not includes or not os.path.isfile(os.path.join(includes, h))]
+    # The HPC SDK keeps cuBLAS & co. beside its toolkits (math_libs/<X.Y>): a build sees
+    # them only when CPATH names that directory.
+    math = nvhpc.math_include(sdk["release"], os.path.basename(root)) if sdk and entry["missing_headers"] else None
+    entry["lib_include_dir"] = math if math and all(os.path.isfile(os.path.join(math, h))
+                                                    for h in entry["missing_headers"]) else None
+    entry["module"] = modules_probe.module_of([entry["root"], entry["real_root"], *entry["aliases"]], modules)
     real_nvcc = resolve_nvcc(nvcc_bin)[0] if nvcc_bin else None
     entry["nvcc_real"] = real_nvcc
     entry["default_host"] = nvcc_default_host(nvccs.ctx, real_nvcc) if real_nvcc else None
@@ -401,7 +415,7 @@ def _nvcc_facts(ctx: ProbeContext, nvccs: _NvccRunner) -> List[Fact]:
     return facts
 
 
-def _scan(ctx: ProbeContext, toolkits: _Toolkits) -> List[str]:
+def _scan(ctx: ProbeContext, toolkits: _Toolkits, modules: dict) -> List[str]:
     """Fill ``toolkits`` from every source; return lines for the fact's raw text."""
     notes: List[str] = []
     for var in ("CUDA_HOME", "CUDA_PATH"):
@@ -420,7 +434,7 @@ def _scan(ctx: ProbeContext, toolkits: _Toolkits) -> List[str]:
             as_found = toolkit_of(nvcc)
             same = as_found and os.path.realpath(as_found) == os.path.realpath(root)
             toolkits.add(as_found if same else root, "nvcc on PATH")
-            if as_found and not same and has_runtime_header(as_found):
+            if as_found and not same and has_runtime_header(as_found) and not nvhpc.release_of(as_found):
                 # A distribution layout (Debian's /usr/bin/nvcc wraps /usr/lib/nvidia-cuda-toolkit,
                 # headers in /usr/include): /usr is the CUDA_HOME torch guesses, and it works.
                 toolkits.add(as_found, "nvcc on PATH", kind="distribution")
@@ -429,6 +443,19 @@ def _scan(ctx: ProbeContext, toolkits: _Toolkits) -> List[str]:
         for root in sorted(glob.glob(ctx.path(pattern))):
             if re.fullmatch(r"cuda(-?\d+(\.\d+)*)?", os.path.basename(root)):
                 toolkits.add(root, via)
+    offered = [o for o in modules.get("offered") or [] if o.get("root_exists")]
+    for offer in offered:
+        # A module for something else that merely prepends a bin dir is no toolkit.
+        if nvcc_in(offer["root"]) or has_runtime_header(offer["root"]):
+            toolkits.add(offer["root"], "module")
+    hints = ctx.env.get("PATH", "").split(os.pathsep) + [ctx.env.get(v, "") for v in
+                                                          ("NVHPC_ROOT", "CUDA_HOME", "CUDA_PATH")]
+    for release in nvhpc.release_dirs(ctx, hints + [o["root"] for o in offered]):
+        for root in nvhpc.cuda_roots(release):
+            toolkits.add(root, "NVIDIA HPC SDK", kind="nvhpc")
+        default = nvhpc.default_cuda(release)
+        if default:  # <release>/cuda: the default toolkit under another name
+            toolkits.absorb(os.path.join(release, "cuda"), into=default)
     conda = ctx.env.get("CONDA_PREFIX")
     if conda and looks_like_conda_cuda(conda):
         toolkits.add(conda, "conda", kind="conda")
@@ -440,11 +467,14 @@ def _scan(ctx: ProbeContext, toolkits: _Toolkits) -> List[str]:
 def probe(ctx: ProbeContext) -> List[Fact]:
     toolkits = _Toolkits()
     nvccs = _NvccRunner(ctx)
-    notes = _scan(ctx, toolkits)
+    modules = modules_probe.scan(ctx)
+    notes = _scan(ctx, toolkits, modules)
     conda = ctx.env.get("CONDA_PREFIX")
-    described = [_describe(entry, conda, nvccs) for entry in toolkits.entries.values()]
+    described = [_describe(entry, conda, nvccs, modules) for entry in toolkits.entries.values()]
     facts = [Fact("toolkits", described, source="CUDA_HOME, CUDA_PATH, PATH, /usr/local/cuda*, /opt/cuda*, "
-                  "conda, pip nvidia wheels", raw="\n".join(notes) or None)]
+                  "the NVIDIA HPC SDK, modulefiles on MODULEPATH, conda, pip nvidia wheels",
+                  raw="\n".join(notes) or None),
+             Fact("modules", modules, source="MODULEPATH, LOADEDMODULES, _LMFILES_ and the modulefiles' text")]
     facts += _nvcc_facts(ctx, nvccs)
     facts.append(Fact("cuda.linker_cudart", linker_cudart(ctx), source="LIBRARY_PATH and the linker's default "
                       "directories (" + ", ".join(LINKER_DIRS) + ")"))

@@ -6,7 +6,7 @@ from typing import List, Tuple
 
 from envdoctor.rules.base import Rule, RuleContext, registered_rules, rule
 
-RULE_MODULES = ("driver", "driver_state", "toolkit", "torch_rules", "compiler", "env", "builds", "detectron2",
+RULE_MODULES = ("driver", "driver_state", "toolkit", "modules", "torch_rules", "compiler", "env", "builds", "detectron2",
                 "require")
 
 _load_failures: List[Tuple[str, str]] = []

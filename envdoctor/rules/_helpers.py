@@ -303,9 +303,32 @@ def cuda_home_fix(toolkit: Mapping[str, Any], why: str = "") -> Fix:
                if a and a != root]
     if aliases:
         summary += f" ({aliases[0]} names the same toolkit and works as well)"
+    variables = {"CUDA_HOME": root}
+    if toolkit.get("missing_headers") and toolkit.get("lib_include_dir"):
+        # The HPC SDK's toolkits keep cuBLAS & co. in math_libs: name that include dir.
+        variables["CPATH"] = str(toolkit["lib_include_dir"])
+        summary += f", and take the CUDA library headers from {toolkit['lib_include_dir']} (CPATH)"
     if why:
         summary += f"; {why}"
-    return set_env_fix(summary, {"CUDA_HOME": root}, path_prepend=[posixpath.join(root, "bin")])
+    line = module_line(toolkit)
+    if line:
+        summary += f" (where modules are used, `{line}` selects the same toolkit)"
+    return set_env_fix(summary, variables, path_prepend=[posixpath.join(root, "bin")],
+                       extra_commands=[line] if line else ())
+
+
+def module_line(toolkit: Mapping[str, Any]) -> Optional[str]:
+    """``module load cuda/13.0`` (``module swap <loaded> cuda/13.0`` when another CUDA module is
+    loaded) for a toolkit a modulefile offers, when loading it makes builds use that toolkit
+    (the HPC SDK's nvhpc module does not: its compilers/bin comes first on PATH)."""
+    module = toolkit.get("module") or {}
+    name = module.get("name")
+    names = {norm_path(p) for p in [toolkit.get("root"), toolkit.get("real_root"), *(toolkit.get("aliases") or ())]}
+    if not name or norm_path(module.get("builds_use")) not in names - {None}:
+        return None
+    if module.get("loaded"):
+        return None  # already loaded: the exports pin what it set
+    return f"module swap {module['replaces']} {name}" if module.get("replaces") else f"module load {name}"
 
 
 def pip_install_fix(torch_version: str, cuda: str, why: str) -> Optional[Fix]:

@@ -167,10 +167,16 @@ def cuda_home_unset_guess_broken(ctx):
     guess is ``/usr/local`` or ``/usr``, which has no ``lib64/libcudart.so``:
     every CUDA extension build then fails to link with "cannot find -lcudart".
     When the guess is a complete toolkit of another CUDA major, the build is
-    refused instead.
+    refused instead. The NVIDIA HPC SDK (its ``nvhpc`` module, or its
+    ``compilers/bin`` first on PATH) makes the guess ``.../<YY.M>/compilers``:
+    its nvcc runs, but there is no ``include/cuda_runtime.h`` nor
+    ``lib64/libcudart.so`` there.
 
     Fix: set ``CUDA_HOME`` to the real toolkit root of torch's CUDA version
-    (envdoctor names it), e.g. ``export CUDA_HOME=/usr/local/cuda-13.0``.
+    (envdoctor names it), e.g. ``export CUDA_HOME=/usr/local/cuda-13.0``; for
+    the HPC SDK its ``cuda/<X.Y>``, with its ``math_libs`` headers on ``CPATH``.
+    Where the toolkit comes from a module, the fix also names the
+    ``module load`` line that selects it.
     """
     cuda = _torch_cuda(ctx)
     variables = env_vars(ctx.facts)
@@ -194,7 +200,15 @@ def cuda_home_unset_guess_broken(ctx):
                  if better else f" No complete CUDA {cuda[0]}.x toolkit was found to point it at.")
     fixes = [cuda_home_fix(better)] if better else [_install_matching_nvcc_fix(ctx, cuda)]
     if not usable:
-        if home:
+        sdk = _nvhpc_compilers(home, toolkits(ctx.facts))
+        if home and sdk:
+            lib = sdk.get("compilers_lib") or posixpath.join(home, "lib64")
+            message = (f"torch.utils.cpp_extension will use CUDA_HOME={home} ({how}): the compilers directory of "
+                       f"the NVIDIA HPC SDK {sdk.get('version')}, not a CUDA toolkit. It has no "
+                       f"include/cuda_runtime.h (sources that include it stop) and no libcudart.so (the SDK's "
+                       f"toolkits are in {posixpath.join(str(sdk.get('release')), 'cuda')}/<X.Y>): "
+                       f"{_link_outcome(ctx, lib)}")
+        elif home:
             message = (f"torch.utils.cpp_extension will use CUDA_HOME={home} ({how}), which is not a CUDA toolkit: "
                        f"{_link_outcome(ctx)}")
         else:
@@ -247,11 +261,21 @@ def builds_use_wrong_toolkit(ctx):
         fixes=[cuda_home_fix(better)])
 
 
-def _link_outcome(ctx) -> str:
-    """What linking does when CUDA_HOME is not a toolkit: fails, or takes another runtime."""
+def _nvhpc_compilers(home: Optional[str], found) -> Optional[Mapping[str, Any]]:
+    """The HPC SDK release whose compilers directory ``home`` is (its nvcc is a driver, not a toolkit)."""
+    for toolkit in found:
+        sdk = toolkit.get("nvhpc") or {}
+        if home and norm_path(sdk.get("compilers")) == norm_path(home):
+            return sdk
+    return None
+
+
+def _link_outcome(ctx, lib: Optional[str] = None) -> str:
+    """What linking does when CUDA_HOME is not a toolkit: fails, or takes another runtime.
+    ``lib``: the -L directory torch passes, when known (lib64, else lib)."""
     prediction = model.predict(ctx.facts)
     home = prediction.cuda_home if prediction else "it"
-    lib = posixpath.join(home, "lib64")
+    lib = lib or posixpath.join(home, "lib64")
     if prediction is None or prediction.cudart is None:
         return (f"{lib} has no libcudart.so and the linker finds none elsewhere, so every CUDA extension build "
                 f"fails to link (`cannot find -lcudart`).")
@@ -435,8 +459,12 @@ def _header_fix(ctx, major: Optional[int], headers) -> Optional[Fix]:
             continue
         if not set(headers) & set(toolkit.get("missing_headers") or []):
             include = str(toolkit["include_dir"])
-            return set_env_fix(f"Take the CUDA library headers from {include} (CUDA {toolkit.get('version')}, "
-                               f"{toolkit.get('kind')})", {"CPATH": include})
+        elif toolkit.get("lib_include_dir"):  # the HPC SDK's math_libs beside its cuda/<X.Y>
+            include = str(toolkit["lib_include_dir"])
+        else:
+            continue
+        return set_env_fix(f"Take the CUDA library headers from {include} (CUDA {toolkit.get('version')}, "
+                           f"{toolkit.get('kind')})", {"CPATH": include})
     return None
 
 

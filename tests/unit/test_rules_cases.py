@@ -117,6 +117,7 @@ def healthy() -> Dict[str, Any]:
         "cuda.linker_cudart": None,
         "cuda.system_headers": {"cuda_runtime.h": None, "cublas_v2.h": None, "cublasLt.h": None, "cusparse.h": None,
                                 "cusolverDn.h": None},
+        "modules": {"modulepath": [], "loaded": [], "offered": []},
         "env.vars": {"CUDA_HOME": "/usr/local/cuda"},
         "env.path": ["/usr/local/cuda/bin", "/usr/bin"],
         "env.ld_library_path": [],
@@ -139,6 +140,17 @@ def healthy() -> Dict[str, Any]:
     }
 
 
+# Lmod modules as recorded (tests/fixtures/modules): cuda/13.0 names /usr/local/cuda-13.0,
+# cuda/11.8 a /opt/cuda/11.8 that is gone.
+STALE_LUA = "/opt/modulefiles/lua/cuda/11.8.lua"
+MODULES = {"modulepath": ["/opt/modulefiles/lua"], "loaded": [], "offered": []}
+STALE_OFFER = {"name": "cuda/11.8", "file": STALE_LUA, "syntax": "lua", "root": "/opt/cuda/11.8",
+               "root_exists": False, "sets": ["CUDA_HOME"], "path_bins": ["/opt/cuda/11.8/bin"], "loaded": False,
+               "builds_use": "/opt/cuda/11.8"}
+GOOD_OFFER = dict(STALE_OFFER, name="cuda/13.0", file="/opt/modulefiles/lua/cuda/13.0.lua", root="/usr/local/cuda-13.0",
+                  root_exists=True, path_bins=["/usr/local/cuda-13.0/bin"], builds_use="/usr/local/cuda-13.0")
+MODULE130 = {"name": "cuda/13.0", "file": "/opt/modulefiles/lua/cuda/13.0.lua", "loaded": False, "replaces": None,
+             "builds_use": "/usr/local/cuda-13.0"}
 CU13_WHEEL = {"root": f"{SITE}/nvidia/cu13", "real_root": f"{SITE}/nvidia/cu13", "kind": "pip", "has_nvcc": False,
               "has_runtime_header": True, "has_cudart": True, "version": "13.0.96", "found_via": ["pip nvidia wheels"]}
 PROJECT = {"root": OPS, "kind": "setup", "modules": ["MultiScaleDeformableAttention"], "install": "environment",
@@ -316,6 +328,12 @@ FIRES: List[tuple] = [
      ["cublas_v2.h", "/usr/include", "11.8.89"]),
     ("ED208", Severity.WARNING, {"toolkits": [dict(CUDA13, missing_headers=NO_LIB_HEADERS)]},
      ["cusparse.h", "No such file"]),
+    ("ED209", Severity.ERROR, {"modules": dict(MODULES, loaded=[{"name": "cuda/11.8", "file": STALE_LUA}],
+                                               offered=[dict(STALE_OFFER, loaded=True), dict(GOOD_OFFER)]),
+                               "toolkits": [dict(CUDA13, module=dict(MODULE130, replaces="cuda/11.8"))]},
+     ["loaded module cuda/11.8", "/opt/cuda/11.8, which does not exist", "cuda/13.0 offers /usr/local/cuda-13.0"]),
+    ("ED209", Severity.INFO, {"modules": dict(MODULES, offered=[dict(STALE_OFFER), dict(GOOD_OFFER, loaded=True)])},
+     ["modulefile cuda/11.8", "`module load cuda/11.8` would put a missing directory first on PATH"]),
     ("ED508", Severity.ERROR, {"torch:cuda_available": False, "driver.present": False, "gpus": MISSING},
      ["IndexError", "7.5;8.0;8.6;9.0;10.0;12.0+PTX"]),
     ("ED508", Severity.WARNING, {"torch:cuda_available": False, "builds": [], "detectron2": None,
@@ -457,6 +475,8 @@ SILENT: List[tuple] = [
     ("ED208", {"toolkits": [dict(CUDA13, missing_headers=NO_LIB_HEADERS), dict(PIP13)],
                "env.vars": {"CUDA_HOME": "/usr/local/cuda", "CPATH": f"{SITE}/nvidia/cu13/include"},
                "cuda.system_headers": {h: f"{SITE}/nvidia/cu13/include" for h in NO_LIB_HEADERS}}),
+    ("ED209", {}),
+    ("ED209", {"modules": dict(MODULES, offered=[dict(GOOD_OFFER, loaded=True)])}),  # every module's toolkit exists
     ("ED508", {}),
     ("ED508", {"torch:cuda_available": False,
                "env.vars": {"CUDA_HOME": "/usr/local/cuda", "TORCH_CUDA_ARCH_LIST": "8.6"}}),
