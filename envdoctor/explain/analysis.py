@@ -21,6 +21,7 @@ from envdoctor.explain.logfacts import FACT_ANCHORS, LogFacts, Scanner, gather
 from envdoctor.explain.reading import Log
 from envdoctor.explain.signature import CAUSE, SYMPTOM, TALK, Context, Signature, render
 from envdoctor.explain import evidence, talk
+from envdoctor.explain import fixtext as fx
 
 MAX_EVIDENCE = 5
 
@@ -277,6 +278,17 @@ def _with_alternatives(cand: _Candidate, log: Log, facts: LogFacts, machine: Dic
     if sig.category == "arch_unsupported_by_nvcc" and (facts.nvcc_path in ("/usr/bin/nvcc",) or
                                                        machine.get("nvcc.path") == "/usr/bin/nvcc"):
         alt_scores["multiple_cuda_toolkits"] = 0.4
+    if sig.id == "cuda-unavailable-load" and "no cuda runtime" in ctx.line.lower() and _IMAGE_BUILD.search(
+            text_of(log)):
+        # torch's builder prints this while an image is built: `docker build` has no GPU, so the extension being
+        # built there gets no CUDA kernels (its setup.py checks torch.cuda.is_available()).
+        main_category, main_score = "ext_built_without_cuda", 0.6
+        main_diag = ("The extension is built inside `docker build`, where no GPU is visible (torch says \"No CUDA "
+                     "runtime is found\"), so its setup.py builds it without CUDA kernels.")
+        main_fix = ("Build with CUDA forced and the archs named: `ENV FORCE_CUDA=1 TORCH_CUDA_ARCH_LIST=\"8.0;8.6\"` "
+                    "(your GPUs' capabilities) before the build step in the Dockerfile, or build in `docker run "
+                    "--gpus all`. " + fx.CHECK)
+        alt_scores = {"torch_cpu_only": 0.35}
     if cand.tier == 3:
         # Seen only on warning/note lines: context may reorder the readings, never make them confident.
         main_score = min(main_score, 0.4)
@@ -299,8 +311,11 @@ def _with_alternatives(cand: _Candidate, log: Log, facts: LogFacts, machine: Dic
 # A compiled extension module being imported: "import flash_attn_2_cuda as ...", "from mmcv import _ext",
 # "from . import _C", or an ImportError naming a package's own .so (not torch's, not a framework's).
 _EXTENSION_IMPORT = re.compile(
-    r"^\s*(?:import \w*(?:_cuda|_C|_ext)\w*\b|from [\w.]* import (?:_C|_ext|\w+_cuda)\b|\w+ = \w*\.?load_ext\()"
+    r"^\s*(?:import \w*(?:_cuda|_C|_ext)\w*\b|from [\w.]* import (?:_C|_ext|\w*cuda\w*)\b|\w+ = \w*\.?load_ext\()"
     r"|ImportError: \S*/site-packages/(?!torch/|tensorflow|jax|nvidia/)[\w.-]+/\S*\.so\S*: lib\w+\.so", re.M)
+
+
+_IMAGE_BUILD = re.compile(r"^\s*(?:Step \d+/\d+ : RUN\b|#\d+ \[[^\]]*\] RUN\b)", re.M)
 
 
 def text_of(log: Log) -> str:

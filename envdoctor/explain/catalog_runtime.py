@@ -632,7 +632,7 @@ RUNTIME = (    Signature(
         must_not_fire=("cuDNN v8.9 loaded",)),
     Signature(
         "torch-lib-not-loaded", "missing_runtime_lib",
-        (phrase("cannot open shared object file", r"(lib(?:c10|c10_cuda|torch|torch_cpu|torch_cuda\w*|torch_python)\.so): "
+        (phrase("cannot open shared object file", r"(lib(?:c10|c10_cuda|torch|torch_cpu|torch_cuda|torch_python)\.so): "
                 r"cannot open shared object file"),),
         "A compiled extension needs torch's own library {g0}, which the loader finds only after `import torch` "
         "(torch does not put its lib/ on the loader path): the extension was imported before torch, or for a torch "
@@ -665,4 +665,16 @@ RUNTIME = (    Signature(
         "and build again.", confidence=0.5,
         must_fire=("LINK : fatal error LNK1181: cannot open input file '.\\Release\\_ext.obj'",),
         must_not_fire=("LINK : fatal error LNK1181: cannot open input file 'cudart.lib'",)),
+    Signature(
+        "torch-split-lib", "prebuilt_wheel_mismatch",
+        (phrase("cannot open shared object file", r"(libtorch_cuda_(?:cu|cpp)\.so): cannot open shared object file"),),
+        "The package was built for a torch that has {g0} (torch 1.8 to 1.12 split its CUDA library in two); the "
+        "installed torch is another version or CUDA build.",
+        "Install the package's build for the installed torch and CUDA (for PyG's torch-scatter/-sparse: the wheel "
+        "index named after `python -c \"import torch; print(torch.__version__)\"`), or build it here. " + CHECK,
+        confidence=0.7,
+        alternatives=(Alternative("torch_cpu_only", 0.3, "The installed torch is a CPU-only build without CUDA "
+                                  "libraries.", "Install a CUDA build of torch."),),
+        must_fire=("OSError: libtorch_cuda_cu.so: cannot open shared object file: No such file or directory",),
+        must_not_fire=("ImportError: libtorch_cuda.so: cannot open shared object file: No such file or directory",)),
 )

@@ -91,6 +91,15 @@ def from_talk(log: Log, scanner: Scanner, facts: LogFacts, roles: Sequence[str])
             "Put the intended toolkit first: `export PATH=/usr/local/cuda-X.Y/bin:$PATH CUDA_HOME=/usr/local/cuda-X.Y` "
             "(`which -a nvcc` lists them), or remove the distribution package `nvidia-cuda-toolkit`. " + CHECK,
             [i for i, _ in releases] + [i for i, _ in distro])]
+    mangled = _mangled_nvcc(log)
+    if mangled:
+        index, path = mangled
+        return [make(
+            "cuda_home_misconfigured", index, 0.55,
+            f"The build runs nvcc from a mangled path ({path}): CUDA_HOME holds a repeated, relative or joined "
+            "value, so the compiler path built from it is wrong.",
+            "Set CUDA_HOME to one absolute toolkit root, without appending to it: `export CUDA_HOME=/usr/local/cuda` "
+            "(check ~/.bashrc for `CUDA_HOME=$CUDA_HOME...`). " + CHECK, [index])]
     if releases:
         index, match = releases[0]
         torch_majors = _torch_cuda_majors(facts)
@@ -114,6 +123,25 @@ def from_talk(log: Log, scanner: Scanner, facts: LogFacts, roles: Sequence[str])
                 "Put the intended toolkit first: `export PATH=/usr/local/cuda-X.Y/bin:$PATH "
                 "CUDA_HOME=/usr/local/cuda-X.Y` (`which -a nvcc` lists them). " + CHECK, [index])]
     return []
+
+
+_NVCC_PATH = re.compile(r"^\s*(?:\[\s*\d+/\d+\]\s+)?(\S*/bin/nvcc)(?:\.exe)?\s+-")
+
+
+def _mangled_nvcc(log: Log):
+    """(line index, path) of an nvcc command whose path repeats a toolkit root or is relative, if any."""
+    for index, line in enumerate(log.lines[:20000]):
+        if "nvcc" not in line[:400]:
+            continue
+        match = _NVCC_PATH.match(line[:400])
+        if not match:
+            continue
+        path = match.group(1)
+        roots = re.findall(r"cuda[\w.-]*", path)
+        relative = not path.startswith(("/", "\"", "'")) and not re.match(r"[A-Za-z]:", path)
+        if len(roots) > 1 and len(set(roots)) < len(roots) or (relative and roots):
+            return index, path
+    return None
 
 
 def _torch_cuda_majors(facts: LogFacts) -> set:
