@@ -35,6 +35,7 @@ from envdoctor.fix.journal import Journal
 from envdoctor.fix.quarantine import quarantine, why_not_build_output
 from envdoctor import buildlog
 from envdoctor.probes import _ext_device
+from envdoctor.probes.toolkits import LIB_HEADERS
 from envdoctor.probes._ext_projects import built_outputs
 
 BUILD_TIMEOUT = 3600.0
@@ -75,9 +76,9 @@ def default_max_jobs(env: Mapping[str, str]) -> str:
     return str(max(1, min(os.cpu_count() or 1, by_memory)))
 
 
-# Headers torch's own CUDA headers include (ATen/cuda/CUDAContext.h pulls in cuBLAS, cuSPARSE and
-# cuSOLVER): a minimal toolkit may lack them while torch's nvidia wheels ship them.
-LIBRARY_HEADERS = ("cublas_v2.h", "cublasLt.h", "cusparse.h", "cusolverDn.h", "curand.h", "cufft.h")
+# The CUDA math-library headers a minimal toolkit may lack while torch's nvidia wheels ship them: the same
+# list check's facts and ED208 use.
+LIBRARY_HEADERS = LIB_HEADERS
 
 
 def _toolkit_has(cuda_home: str, header: str) -> bool:

@@ -31,9 +31,10 @@ from envdoctor.probes.base import Probe, ProbeContext, read_text as _read
 KEYS = ("toolkits", "modules", "nvcc.path", "nvcc.real_path", "nvcc.toolkit", "nvcc.version", "nvcc.all", "nvcc.archs",
         "cuda.linker_cudart", "cuda.system_headers")
 NVCC_TIMEOUT = 10.0
-# Headers of the CUDA math libraries that torch's own CUDA headers include
-# (ATen/cuda/CUDAContext.h): an extension that includes it needs them all.
-LIB_HEADERS = ("cublas_v2.h", "cublasLt.h", "cusparse.h", "cusolverDn.h")
+# Headers of the CUDA math libraries an extension build sees: the four torch's own CUDA headers include
+# (ATen/cuda/CUDAContext.h, so an extension that includes it needs them all), then cuRAND and cuFFT, which
+# extensions include directly. The one list: check's facts and rules, fix's plan and its rebuilds use it.
+LIB_HEADERS = ("cublas_v2.h", "cublasLt.h", "cusparse.h", "cusolverDn.h", "curand.h", "cufft.h")
 _MULTIARCH = f"{platform.machine() or 'x86_64'}-linux-gnu"
 # Where GNU ld looks for -lcudart after the -L dirs (Debian/Ubuntu and Fedora defaults).
 LINKER_DIRS = (f"/usr/local/lib/{_MULTIARCH}", f"/lib/{_MULTIARCH}", f"/usr/lib/{_MULTIARCH}", "/usr/local/lib64",

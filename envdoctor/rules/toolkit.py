@@ -475,7 +475,8 @@ def library_headers_elsewhere(ctx):
 
     torch's ``ATen/cuda/CUDAContext.h`` (included by most CUDA extensions:
     Mask2Former's MSDeformAttn, detectron2) includes ``cublas_v2.h``,
-    ``cublasLt.h``, ``cusparse.h`` and ``cusolverDn.h``. Toolkits assembled from
+    ``cublasLt.h``, ``cusparse.h`` and ``cusolverDn.h``; many extensions also
+    include ``curand.h`` and ``cufft.h``. Toolkits assembled from
     parts (this one's nvcc and runtime only) lack them; the compiler then takes
     whatever ``/usr/include`` holds, such as a distribution's CUDA 11.8 copies
     under a CUDA 13 build, or stops with "cublas_v2.h: No such file or
@@ -497,10 +498,11 @@ def library_headers_elsewhere(ctx):
     if not missing and not foreign:
         return None
     fix = _header_fix(ctx, major, list(missing) + list(foreign)) or Fix(
-        summary=f"Install the CUDA {major} cuBLAS, cuSPARSE and cuSOLVER headers and put their include directory "
-                f"on CPATH",
+        summary=f"Install the CUDA {major} math-library headers (cuBLAS, cuSPARSE, cuSOLVER, cuRAND, cuFFT) and put "
+                f"their include directory on CPATH",
         commands=(f"# e.g. conda install -c nvidia \"libcublas-dev={major}.*\" \"libcusparse-dev={major}.*\" "
-                  f"\"libcusolver-dev={major}.*\", or the full CUDA {major} toolkit installer",
+                  f"\"libcusolver-dev={major}.*\" \"libcurand-dev={major}.*\" \"libcufft-dev={major}.*\", or the "
+                  f"full CUDA {major} toolkit installer",
                   'export CPATH="<that include directory>"'), action=None, safe=False)
     if foreign:
         owner = next(iter(foreign.values()))

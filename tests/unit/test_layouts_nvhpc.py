@@ -49,7 +49,8 @@ def test_sdk_toolkits_are_found_with_their_cuda_versions_and_math_libs(tmp_path)
     assert default["nvhpc"] == {"release": release, "version": "25.9", "compilers": os.path.join(release, "compilers"),
                                 "compilers_lib": os.path.join(release, "compilers/lib"),
                                 "cuda_versions": ["12.9", "13.0"], "default_cuda": "13.0"}
-    assert default["missing_headers"] == ["cublas_v2.h", "cublasLt.h", "cusparse.h", "cusolverDn.h"]
+    assert default["missing_headers"] == ["cublas_v2.h", "cublasLt.h", "cusparse.h", "cusolverDn.h", "curand.h",
+                                         "cufft.h"]
     assert default["lib_include_dir"] == os.path.join(release, "math_libs/13.0/targets/x86_64-linux/include")
     assert older["lib_include_dir"] == os.path.join(release, "math_libs/12.9/targets/x86_64-linux/include")
     # The module offers the SDK's cuda (the default version); loading it makes torch guess compilers/.

@@ -318,7 +318,7 @@ def debian_toolkit(root: str, compilers=("gcc-11", "g++-11")) -> str:
     usr = os.path.join(root, "usr")
     inner = os.path.join(usr, "lib/nvidia-cuda-toolkit")
     write_tree(usr, {"include/cuda_runtime.h": "", "include/cublas_v2.h": "", "include/cublasLt.h": "",
-                     "include/cusparse.h": "", "include/cusolverDn.h": "",
+                     "include/cusparse.h": "", "include/cusolverDn.h": "", "include/curand.h": "", "include/cufft.h": "",
                      "lib/x86_64-linux-gnu/libcudart.so.11.8.89": "",
                      "lib/x86_64-linux-gnu/libcudart.so.11.0": "->libcudart.so.11.8.89",
                      "lib/x86_64-linux-gnu/libcudart.so": "->libcudart.so.11.0",

@@ -53,7 +53,7 @@ PIP13 = {"root": f"{SITE}/nvidia/cu13", "real_root": f"{SITE}/nvidia/cu13", "ali
          "has_cudart": True, "version": "13.0.96", "version_source": "dist-info", "lib_dir": f"{SITE}/nvidia/cu13/lib",
          "cudart": None, "include_dir": f"{SITE}/nvidia/cu13/include", "missing_headers": [], "nvcc_real": None,
          "default_host": None}
-NO_LIB_HEADERS = ["cublas_v2.h", "cublasLt.h", "cusparse.h", "cusolverDn.h"]
+NO_LIB_HEADERS = ["cublas_v2.h", "cublasLt.h", "cusparse.h", "cusolverDn.h", "curand.h", "cufft.h"]
 RTX3090 = {"index": 0, "name": "NVIDIA GeForce RTX 3090", "uuid": "GPU-11111111-2222-3333-4444-555555555555",
            "pci_bus_id": "00000000:01:00.0", "memory_total_mib": 24576, "memory_used_mib": 0,
            "compute_cap": "8.6", "compute_cap_source": "nvidia-smi", "processes": []}
@@ -116,7 +116,7 @@ def healthy() -> Dict[str, Any]:
         "compiler.named": [],
         "cuda.linker_cudart": None,
         "cuda.system_headers": {"cuda_runtime.h": None, "cublas_v2.h": None, "cublasLt.h": None, "cusparse.h": None,
-                                "cusolverDn.h": None},
+                                "cusolverDn.h": None, "curand.h": None, "cufft.h": None},
         "modules": {"modulepath": [], "loaded": [], "offered": []},
         "env.vars": {"CUDA_HOME": "/usr/local/cuda"},
         "env.path": ["/usr/local/cuda/bin", "/usr/bin"],
