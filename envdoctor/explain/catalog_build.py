@@ -124,6 +124,7 @@ BUILD = (
          phrase("find nvcc", r"(?:could not|failed to) find nvcc()"),
          phrase("nvcc binary", r"nvcc binary could not be (?:found|located)()"),
          phrase("'nvcc'", r"No such file or directory: 'nvcc'|'nvcc' is not recognized()"),
+         phrase("executable file not found", r"exec: \W{0,2}nvcc\W{0,2}: executable file not found()"),
          phrase("no cuda toolkit found", r"No CUDA toolkit found()")),
         "There is no nvcc where the build looked ({g0}): only a CUDA runtime is installed there (conda's "
         "cudatoolkit and runtime images ship no compiler), or the path names no toolkit.",

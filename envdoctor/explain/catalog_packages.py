@@ -155,12 +155,15 @@ PACKAGES = (
         (phrase("+cpu", r"(?:torch|pytorch|PyTorch)\s*(?:version)?\s*[:=]{0,2}\s*'?(\d+\.\d+(?:\.\d+)?\+cpu)\b"),
          # `conda list`: the CPU variant's build string, or the cpuonly / pytorch-mutex=cpu pins that select it
          phrase("_cpu_", r"(?m)^pytorch\s+(\d+\.\d+(?:\.\d+)?)\s+py[\d.]+_cpu_\d+"),
+         # conda's solver plan: "pytorch  conda-forge/linux-64::pytorch-1.10.0-cpu_py37hf3cc979_0"
+         phrase("-cpu_", r"::pytorch-(\d+\.\d+(?:\.\d+)?)-cpu_"),
          phrase("cpu", r"(?m)^(?:cpuonly\s+\d|pytorch-mutex\s+[\d.]+\s+cpu\b)()")),
         "The installed torch is a CPU-only build ({g0}).", fx.cpu_only_fix,
         confidence=0.45, strength=TALK, any_role=True,
         must_fire=("torch==2.0.1+cpu", "PyTorch version: 2.1.0+cpu",
                    "pytorch                   1.11.0              py3.8_cpu_0    pytorch",
-                   "cpuonly                   2.0                           0    pytorch"),
+                   "cpuonly                   2.0                           0    pytorch",
+                   "  pytorch            conda-forge/linux-64::pytorch-1.10.0-cpu_py37hf3cc979_0"),
         must_not_fire=("torch==2.0.1+cu118", "torch 2.0.1",
                        "pytorch                   1.11.0          py3.8_cuda11.3_cudnn8.2.0_0    pytorch")),
     Signature(

@@ -362,11 +362,15 @@ RUNTIME = (    Signature(
         must_not_fire=("ninja: error: loading 'build.ninja': No such file or directory in /tmp",)),
     Signature(
         "ninja-missing", "other",
-        (phrase("ninja", r"No such file or directory: 'ninja'|Ninja is required to load C\+\+ extensions()"),),
-        "The ninja build tool is not installed, and torch's extension builder needs it.",
-        "`pip install ninja` in the same environment (or build with `use_ninja=False`).",
+        (phrase("ninja", r"No such file or directory: '(ninja)'|Ninja is required to load C\+\+ extensions()"),
+         phrase("'which'", r"No such file or directory: '(which)'")),
+        "The build tool {g0} that torch's extension builder runs is not installed.",
+        "Install it in the same environment or image: `pip install ninja` for ninja (or build with "
+        "`use_ninja=False`); the `which` command from the distribution (`yum install which`, `apt install "
+        "debianutils`).",
         must_fire=("FileNotFoundError: [Errno 2] No such file or directory: 'ninja': 'ninja'",
-                   "RuntimeError: Ninja is required to load C++ extensions"),
+                   "RuntimeError: Ninja is required to load C++ extensions",
+                   "error: [Errno 2] No such file or directory: 'which': 'which'"),
         must_not_fire=("[3/10] ninja build step",)),
     Signature(
         "driver-component-mismatch", "driver_library_mismatch",
@@ -677,4 +681,13 @@ RUNTIME = (    Signature(
                                   "libraries.", "Install a CUDA build of torch."),),
         must_fire=("OSError: libtorch_cuda_cu.so: cannot open shared object file: No such file or directory",),
         must_not_fire=("ImportError: libtorch_cuda.so: cannot open shared object file: No such file or directory",)),
+    Signature(
+        "libstdcxx-symbol", "libstdcxx_mismatch",
+        (phrase("undefined symbol", r"undefined symbol:\s*(_ZN?K?St(?!7__cxx11)\w+)"),),
+        "The binary needs a C++ standard-library symbol ({g0}) the libstdc++ it loads lacks: that libstdc++ (often "
+        "an old one in the conda env or the system) is older than the compiler that built it.", fx.libstdcxx_fix,
+        confidence=0.7,
+        must_fire=("detectron2._C not built correctly: /x/_C.so: undefined symbol: "
+                   "_ZNSt15__exception_ptr13exception_ptr9_M_addrefEv",),
+        must_not_fire=("undefined symbol: _ZNSt7__cxx1112basic_stringIcSt11char_traitsIcESaIcEE",)),
 )
