@@ -44,7 +44,7 @@ try:
 except SystemExit as exc:
     code = exc.code
 sys.stderr.write("\\n%s%s\\n" % (MARK, json.dumps({"torch": "torch" in sys.modules, "spawned": spawned,
-                                                     "code": code})))
+                                                     "code": code, "modules": sorted(sys.modules)})))
 """
 
 
@@ -79,6 +79,25 @@ def test_quick_check_imports_no_torch_and_starts_no_python(tmp_path):
     trace = _trace(tmp_path, "check", "--quick", "--format", "json", "--fail-on", "never")
     assert trace["torch"] is False
     assert [p for p in _pythons(trace) if not _driver_child(p)] == []
+    # Only the renderer it prints with; nothing for extensions or requirements it does not have.
+    unused = {"envdoctor.render.markdown", "envdoctor.render.junit", "envdoctor.render.text",
+              "envdoctor.probes.imports", "envdoctor.probes._ext_loading", "envdoctor.probes._ext_projects"}
+    assert unused & set(trace["modules"]) == set()
+    assert "envdoctor.render.jsonfmt" in trace["modules"]
+
+
+def test_the_torch_child_imports_torch_with_the_garbage_collector_off(tmp_path):
+    # A stand-in torch that records the collector's state while it is imported, then fails to import.
+    fake = tmp_path / "torch"
+    fake.mkdir()
+    (fake / "__init__.py").write_text("import gc, os\n"
+                                      "open(os.environ['ENVDOCTOR_TEST_GC'], 'w').write(str(gc.isenabled()))\n"
+                                      "raise ImportError('stand-in torch')\n")
+    seen = tmp_path / "gc.txt"
+    env = dict(os.environ, PYTHONPATH=str(tmp_path), ENVDOCTOR_TEST_GC=str(seen))
+    proc = subprocess.run([sys.executable, torch_probe.SCRIPT], env=env, capture_output=True, text=True, timeout=60)
+    assert '"import_error"' in proc.stdout and "stand-in torch" in proc.stdout
+    assert seen.read_text() == "False"
 
 
 def test_full_check_starts_one_torch_child_first_and_never_imports_torch_itself(tmp_path):
