@@ -100,6 +100,7 @@ def start_for(argv) -> bool:
 def start(name, argv, env, extra=None) -> bool:
     """Start ``argv`` in ``env`` now as the early child ``name``; ``extra`` is handed back by
     :func:`take` with it (what was observed just before it started)."""
+    global _discard_registered
     command = tuple(str(a) for a in argv)
     env = dict(env)
     started = time.monotonic()
@@ -109,7 +110,6 @@ def start(name, argv, env, extra=None) -> bool:
                                 stderr=subprocess.PIPE, env=env, start_new_session=True)
     except OSError:
         return False  # the probe will start it the ordinary way and report what went wrong
-    global _discard_registered
     if not _discard_registered:
         atexit.register(discard)
         _discard_registered = True
