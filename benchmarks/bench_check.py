@@ -6,7 +6,7 @@ one run so that machine load affects both alike; the report is the median ratio.
 
     python benchmarks/bench_check.py [--rounds 7] [--json] [--bytecode]
 
-Targets: full check <= 1.05x import torch; --quick <= 0.1x.
+Targets: full check <= 0.85x import torch; --quick <= 0.1x (see docs/performance.md).
 
 By default nothing is byte-compiled (PYTHONDONTWRITEBYTECODE=1), so a source
 checkout without ``__pycache__`` recompiles envdoctor's modules on every run: the

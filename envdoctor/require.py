@@ -290,11 +290,11 @@ def run_check(reqs: Optional[Requirements], env: Optional[Mapping[str, str]] = N
 
     from envdoctor import engine
     from envdoctor.probes.base import ProbeContext
-    from envdoctor.probes.imports import probe_imports
 
     if not reqs:
         return engine.run_check(env=env, paths=paths, quick=quick, only=only, skip=_skip_undeclared((), skip),
                                 timeout=timeout)
+    from envdoctor.probes.imports import probe_imports  # only a requirements table asks for imports
     imports, kernels = reqs.values.get("imports", []), reqs.values.get("cuda_kernels", [])
     with ThreadPoolExecutor(max_workers=1) as pool:
         pending = None

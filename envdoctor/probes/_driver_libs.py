@@ -17,10 +17,13 @@ import json
 import os
 import re
 import threading
+import time
 import weakref
 from typing import Any, Dict, List, Optional, Tuple
 
+from envdoctor.probes import _prestart
 from envdoctor.probes.base import ProbeContext, read_text
+from envdoctor.runner import CommandResult, Runner, base_env, decode_output
 
 SCRIPT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "_driver_script.py")
 LIBCUDA = "libcuda.so.1"
@@ -128,10 +131,22 @@ def cuda_text(code: Any) -> Optional[str]:
     return f"{code // 1000}.{(code % 1000) // 10}"
 
 
-def run_child(ctx: ProbeContext, request: Dict[str, List[str]]) -> Dict[str, Any]:
-    """Run the child on the resolved library files and read what it printed."""
-    argv = [ctx.python, "-I", "-S", SCRIPT, json.dumps(request, sort_keys=True)]
-    result = ctx.runner.run(argv, timeout=min(ctx.timeout, TIMEOUT))
+def child_argv(ctx: ProbeContext, request: Dict[str, List[str]]) -> List[str]:
+    return [ctx.python, "-I", "-S", SCRIPT, json.dumps(request, sort_keys=True)]
+
+
+def run_child(ctx: ProbeContext, request: Dict[str, List[str]], early=None) -> Dict[str, Any]:
+    """Run the child on the resolved library files and read what it printed. ``early``:
+    the same command already started by ``prestart``, as ``(Popen, monotonic start)``."""
+    argv = child_argv(ctx, request)
+    timeout = min(ctx.timeout, TIMEOUT)
+    if early is not None:
+        proc, started = early
+        out, err, code, error = _prestart.read_until_done(proc, started, timeout)
+        result = CommandResult(tuple(argv), code, decode_output(out), decode_output(err), error=error,
+                               duration=time.monotonic() - started)
+    else:
+        result = ctx.runner.run(argv, timeout=timeout)
     report: Dict[str, Any] = {"request": request}
     for line in (result.stdout or "").splitlines():
         try:
@@ -151,16 +166,43 @@ def run_child(ctx: ProbeContext, request: Dict[str, List[str]]) -> Dict[str, Any
     return report
 
 
-def _observe(ctx: ProbeContext) -> Dict[str, Any]:
+def _search(ctx: ProbeContext) -> Tuple[List[str], Dict[str, List[str]]]:
+    """(the directories searched, the library files found in them)."""
     dirs = library_dirs(ctx)
-    request = {"nvml": candidates(ctx, NVML, dirs), "libcuda": candidates(ctx, LIBCUDA, dirs)}
+    return dirs, {"nvml": candidates(ctx, NVML, dirs), "libcuda": candidates(ctx, LIBCUDA, dirs)}
+
+
+def _child_env(ctx: ProbeContext) -> Dict[str, str]:
+    """The environment ``Runner.run`` gives the child (the early one must get the same)."""
+    return base_env(env=ctx.runner.env)
+
+
+def _observe(ctx: ProbeContext) -> Dict[str, Any]:
+    dirs, request = _search(ctx)
+    wanted = {k: v for k, v in request.items() if v}
+    # The child `prestart` started on this machine, adopted if it runs this very command (else killed).
+    early = _prestart.take_with_extra(child_argv(ctx, wanted), _child_env(ctx), "driver") \
+        if type(ctx.runner) is Runner and ctx.root in ("", "/") else None
     # Seen before the libraries load: run as root, libcuda creates missing /dev/nvidia* nodes itself.
-    nodes = device_nodes(ctx)
-    if not request["nvml"] and not request["libcuda"]:
+    # (An early child loaded them before this probe ran: its start listed them.)
+    nodes = early[2] if early is not None else device_nodes(ctx)
+    if not wanted:
         return {"request": request, "searched": dirs, "device_nodes": nodes}
-    report = run_child(ctx, {k: v for k, v in request.items() if v})
+    report = run_child(ctx, wanted, early[:2] if early is not None and early[0] is not None else None)
     report.update(request=request, searched=dirs, device_nodes=nodes)
     return report
+
+
+def prestart() -> bool:
+    """Start the child for this machine now (``envdoctor check``'s entry point calls this before
+    the CLI is imported): the probe adopts it when it asks exactly the same (see ``_prestart``)."""
+    ctx = ProbeContext(env=dict(os.environ), paths=())
+    _dirs, request = _search(ctx)
+    wanted = {k: v for k, v in request.items() if v}
+    if not wanted:
+        return False
+    nodes = device_nodes(ctx)
+    return _prestart.start("driver", child_argv(ctx, wanted), _child_env(ctx), nodes)
 
 
 class _Slot:

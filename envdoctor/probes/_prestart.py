@@ -1,4 +1,4 @@
-"""Start the torch probe's child before anything else, so a full check costs about one torch import.
+"""Start the probes' child processes before anything else, so a full check costs about one torch import.
 
 A full ``envdoctor check`` waits for a child interpreter that imports torch
 (seconds). Everything the parent does before starting that child (importing
@@ -8,6 +8,12 @@ loaded, and the torch probe later adopts the running child with :func:`take`
 when it would have started exactly the same command (same interpreter, script
 and environment). Otherwise the early child is killed and the probe runs its
 own: the facts never depend on this shortcut.
+
+The driver probe's child (NVML and libcuda through ctypes, ``_driver_libs``) is
+started the same way right after the torch child, for ``--quick`` too, where it
+is the slowest probe: its command depends on the library search, so
+``_driver_libs.prestart`` builds it (after the torch child is already running)
+and registers it here with :func:`start`.
 
 The probe also reads the child here (:func:`read_until_done`), so that it need
 not wait for the child to exit once everything has been reported.
@@ -30,7 +36,9 @@ SCRIPT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "_torch_script
 # Options after which the torch child is not needed (or the command will not run).
 _NO_TORCH = ("--quick", "--from", "-h", "--help")
 
-_pending = None  # (argv tuple, env dict, Popen, monotonic start) of the early child
+# name ("torch", "driver") -> (argv tuple, env dict, Popen, monotonic start, extra) of an early child
+_pending: dict = {}
+_discard_registered = False
 
 
 def wants_torch_child(argv) -> bool:
@@ -58,15 +66,43 @@ def child_env(env) -> dict:
     return result
 
 
-def start_for(argv) -> bool:
-    """Start the torch child now if ``argv`` is a full check; True if one is running."""
-    global _pending
-    if _pending is not None:
-        return True
-    if not wants_torch_child(argv) or os.environ.get("ENVDOCTOR_NO_PRESTART"):
+def wants_driver_child(argv) -> bool:
+    """True for ``envdoctor check [options]``, --quick included, without --from/--help."""
+    args = list(argv or ())
+    if not args or args[0] != "check":
         return False
-    command = (sys.executable, SCRIPT)
-    env = child_env(os.environ)
+    for arg in args[1:]:
+        if arg == "--":
+            break
+        if arg in ("--from", "-h", "--help") or arg.startswith("--from="):
+            return False
+    return True
+
+
+def start_for(argv) -> bool:
+    """Start the torch child now if ``argv`` is a full check, and the driver probe's child for any
+    check of this machine; True if the torch child is running."""
+    if os.environ.get("ENVDOCTOR_NO_PRESTART"):
+        return False
+    if wants_torch_child(argv) and "torch" not in _pending:
+        start("torch", (sys.executable, SCRIPT), child_env(os.environ))
+    if wants_driver_child(argv) and "driver" not in _pending:
+        # Its command comes from the library search (envdoctor modules): the torch child goes first.
+        try:
+            from envdoctor.probes import _driver_libs
+
+            _driver_libs.prestart()
+        except Exception:  # the probe runs its child the ordinary way and says what went wrong
+            pass
+    return "torch" in _pending
+
+
+def start(name, argv, env, extra=None) -> bool:
+    """Start ``argv`` in ``env`` now as the early child ``name``; ``extra`` is handed back by
+    :func:`take` with it (what was observed just before it started)."""
+    global _discard_registered
+    command = tuple(str(a) for a in argv)
+    env = dict(env)
     started = time.monotonic()
     try:
         # Exactly what Runner.run does: no stdin, pipes, own process group (killed as a group).
@@ -74,8 +110,10 @@ def start_for(argv) -> bool:
                                 stderr=subprocess.PIPE, env=env, start_new_session=True)
     except OSError:
         return False  # the probe will start it the ordinary way and report what went wrong
-    _pending = (command, env, proc, started)
-    atexit.register(discard)
+    if not _discard_registered:
+        atexit.register(discard)
+        _discard_registered = True
+    _pending[name] = (command, env, proc, started, extra)
     return True
 
 
@@ -91,9 +129,10 @@ def spawn(argv, env):
     return proc, started
 
 
-def read_until_done(proc, started, timeout, done_line):
+def read_until_done(proc, started, timeout, done_line=None):
     """Read the child's stdout and stderr until stdout holds the complete ``done_line`` (its
-    last report), the child closes both, or ``timeout`` seconds from ``started`` pass.
+    last report; None: no such line, read to the end), the child closes both, or ``timeout``
+    seconds from ``started`` pass.
 
     Returns ``(stdout, stderr, returncode, error)``. When the child has reported, it is
     not waited for: tearing down an interpreter that imported torch takes 0.7-0.9 s
@@ -129,6 +168,8 @@ def read_until_done(proc, started, timeout, done_line):
 
 
 def _has_line(buffer, line):
+    if line is None:
+        return False
     index = buffer.find(line)
     return index >= 0 and buffer.find(b"\n", index) >= 0
 
@@ -157,29 +198,34 @@ def _finish_in_background(proc):
     threading.Thread(target=finish, name="envdoctor-torch-reaper", daemon=True).start()
 
 
-def take(argv, env):
-    """The early child as ``(Popen, monotonic start)`` if it runs exactly ``argv`` in ``env``.
+def take(argv, env, name="torch"):
+    """The early child ``name`` as ``(Popen, monotonic start)`` if it runs exactly ``argv`` in ``env``.
 
     A child that does not match is killed (it would only compete for the CPU)
     and None is returned: the caller runs its own.
     """
-    global _pending
-    if _pending is None:
+    taken = take_with_extra(argv, env, name)
+    return taken[:2] if taken and taken[0] is not None else None
+
+
+def take_with_extra(argv, env, name):
+    """Like :func:`take`, as ``(Popen, monotonic start, extra)``; ``(None, None, extra)`` when the
+    early child ran another command (it is killed), None when there was none."""
+    entry = _pending.pop(name, None)
+    if entry is None:
         return None
-    command, child_environment, proc, started = _pending
-    _pending = None
+    command, child_environment, proc, started, extra = entry
     if tuple(str(a) for a in argv) == command and dict(env) == child_environment:
-        return proc, started
+        return proc, started, extra
     kill(proc)
-    return None
+    return None, None, extra
 
 
 def discard() -> None:
-    """Kill an early child nobody adopted (a usage error, a check that ended early)."""
-    global _pending
-    if _pending is not None:
-        kill(_pending[2])
-        _pending = None
+    """Kill the early children nobody adopted (a usage error, a check that ended early)."""
+    while _pending:
+        _name, entry = _pending.popitem()
+        kill(entry[2])
 
 
 def kill(proc):

@@ -9,6 +9,7 @@ Each section is printed (and flushed) as soon as it is known, one line
 initialisation that never returns) still leaves the earlier facts to the parent.
 Every item sits in its own try/except: one failing call never loses the rest.
 """
+import gc
 import json
 import os
 import re
@@ -303,6 +304,11 @@ def loaded_cuda_libs():
 
 
 def full():
+    # This short-lived process only imports torch and reports. Importing torch creates
+    # millions of objects, and the cyclic garbage collector's passes over them are about
+    # a sixth of the import's CPU time (measured: 2.0 s -> 1.7 s on the development
+    # machine); nothing here needs cycles collected before the process exits.
+    gc.disable()
     torch = import_torch()
     if torch is None:
         return

@@ -20,8 +20,6 @@ from typing import Any, Dict, List, Optional
 
 from envdoctor.model import Fact
 from envdoctor.parsers import build_ninja, elf
-from envdoctor.probes import _ext_projects
-from envdoctor.probes._ext_loading import import_check
 from envdoctor.probes._inproc import find_spec_as_child, same_interpreter
 from envdoctor.probes.base import Probe, ProbeContext
 
@@ -62,8 +60,12 @@ def probe_builds(ctx: ProbeContext) -> List[Fact]:
     names: Dict[str, List[str]] = {}
     if ctx.quick:  # loading extensions means importing torch: not in quick mode
         results = {path: (None, "not tested (quick mode)", None) for path in testable}
-    else:
+    elif testable:
+        from envdoctor.probes._ext_loading import import_check  # needed only where there is something to load
+
         results = import_check(ctx, testable, names)
+    else:
+        results = {}
     for item in items:
         if item["path"] in names:  # what a Python extension module defines: its wrapper's calls must be there
             item["defines"] = names[item["path"]]
@@ -79,9 +81,15 @@ def probe_builds(ctx: ProbeContext) -> List[Fact]:
     return [Fact("builds", items, source=source, raw=raw),
             Fact("ext_sources", scan_sources(scan.source_roots), source="extension sources: " +
                  (", ".join(scan.source_roots) or "none found")),
-            Fact("ext_projects", _ext_projects.describe(roots) if scan.source_roots else [],
+            Fact("ext_projects", _describe_projects(roots) if scan.source_roots else [],
                  source="extension source trees, their wrappers and silent fallbacks under " +
                  (", ".join(roots) or "no paths"))]
+
+
+def _describe_projects(roots: List[str]) -> List[Dict[str, Any]]:
+    from envdoctor.probes import _ext_projects  # imported only where extension sources were found
+
+    return _ext_projects.describe(roots)
 
 
 def _safely(describe, path: str, kind: str) -> Dict[str, Any]:

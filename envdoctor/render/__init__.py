@@ -6,12 +6,9 @@ import json
 from typing import Optional
 
 from envdoctor.model import Report
-from envdoctor.render.github import render_github
-from envdoctor.render.jsonfmt import render_json
-from envdoctor.render.junit import render_junit
-from envdoctor.render.markdown import extract_report_data, render_markdown
 from envdoctor.render.redact import Redactor
-from envdoctor.render.text import render_text
+
+# Each renderer is imported when its format is asked for: a check compiles only the one it prints.
 
 FORMATS = ("text", "json", "markdown", "github", "junit")
 
@@ -24,14 +21,24 @@ def render(report: Report, fmt: str, redactor: Optional[Redactor] = None, color:
            verbose: bool = False, quiet: bool = False, unicode: bool = True) -> str:
     redactor = redactor or Redactor.from_environment()
     if fmt == "json":
+        from envdoctor.render.jsonfmt import render_json
+
         return render_json(report, redactor)
     if fmt == "markdown":
+        from envdoctor.render.markdown import render_markdown
+
         return render_markdown(report, redactor)
     if fmt == "github":
+        from envdoctor.render.github import render_github
+
         return render_github(report, redactor)
     if fmt == "junit":
+        from envdoctor.render.junit import render_junit
+
         return render_junit(report, redactor)
     if fmt == "text":
+        from envdoctor.render.text import render_text
+
         # The text goes to the user's own terminal, but may be pasted: redact it the same way.
         return redactor.text(render_text(report, color=color, verbose=verbose, quiet=quiet, unicode=unicode))
     raise ValueError(f"unknown format {fmt!r}; expected one of {', '.join(FORMATS)}")
@@ -39,6 +46,8 @@ def render(report: Report, fmt: str, redactor: Optional[Redactor] = None, color:
 
 def load_report_text(text: str, name: str = "report") -> Report:
     """Parse a saved JSON report or a Markdown report with embedded data."""
+    from envdoctor.render.markdown import extract_report_data
+
     stripped = text.lstrip()
     try:
         data = json.loads(stripped) if stripped.startswith("{") else extract_report_data(text)

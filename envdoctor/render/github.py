@@ -11,7 +11,6 @@ from __future__ import annotations
 from typing import Dict, List, Mapping, Optional
 
 from envdoctor.model import Report, Severity
-from envdoctor.render.markdown import render_overview
 from envdoctor.render.redact import Redactor
 
 _LEVEL = {Severity.ERROR: "error", Severity.WARNING: "warning", Severity.INFO: "notice"}
@@ -73,6 +72,8 @@ def write_step_summary(report: Report, redactor: Redactor, env: Mapping[str, str
     path = step_summary_path(env, wanted)
     if path is None:
         return None
+    from envdoctor.render.markdown import render_overview  # only when a summary is written
+
     try:
         with open(path, "a", encoding="utf-8") as fh:
             fh.write(render_overview(report, redactor, title=title) + "\n")

@@ -5,7 +5,8 @@
   driver libraries exist);
 - a full check's parent never imports torch, starts exactly one torch-importing
   child (and one for detectron2 where it is installed), and starts it before the
-  CLI (click) is even imported;
+  CLI (click) is even imported; the driver probe's child, where it runs, starts
+  before the CLI too, and the probe adopts it only when it is the same command;
 - the in-process shortcuts give exactly the facts the child processes give.
 """
 from __future__ import annotations
@@ -19,7 +20,7 @@ import sys
 
 import pytest
 
-from envdoctor.probes import _prestart, builds, detectron2, torch_probe
+from envdoctor.probes import _driver_libs, _prestart, builds, detectron2, torch_probe
 from envdoctor.probes.base import ProbeContext
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -43,7 +44,7 @@ try:
 except SystemExit as exc:
     code = exc.code
 sys.stderr.write("\\n%s%s\\n" % (MARK, json.dumps({"torch": "torch" in sys.modules, "spawned": spawned,
-                                                     "code": code})))
+                                                     "code": code, "modules": sorted(sys.modules)})))
 """
 
 
@@ -78,6 +79,25 @@ def test_quick_check_imports_no_torch_and_starts_no_python(tmp_path):
     trace = _trace(tmp_path, "check", "--quick", "--format", "json", "--fail-on", "never")
     assert trace["torch"] is False
     assert [p for p in _pythons(trace) if not _driver_child(p)] == []
+    # Only the renderer it prints with; nothing for extensions or requirements it does not have.
+    unused = {"envdoctor.render.markdown", "envdoctor.render.junit", "envdoctor.render.text",
+              "envdoctor.probes.imports", "envdoctor.probes._ext_loading", "envdoctor.probes._ext_projects"}
+    assert unused & set(trace["modules"]) == set()
+    assert "envdoctor.render.jsonfmt" in trace["modules"]
+
+
+def test_the_torch_child_imports_torch_with_the_garbage_collector_off(tmp_path):
+    # A stand-in torch that records the collector's state while it is imported, then fails to import.
+    fake = tmp_path / "torch"
+    fake.mkdir()
+    (fake / "__init__.py").write_text("import gc, os\n"
+                                      "open(os.environ['ENVDOCTOR_TEST_GC'], 'w').write(str(gc.isenabled()))\n"
+                                      "raise ImportError('stand-in torch')\n")
+    seen = tmp_path / "gc.txt"
+    env = dict(os.environ, PYTHONPATH=str(tmp_path), ENVDOCTOR_TEST_GC=str(seen))
+    proc = subprocess.run([sys.executable, torch_probe.SCRIPT], env=env, capture_output=True, text=True, timeout=60)
+    assert '"import_error"' in proc.stdout and "stand-in torch" in proc.stdout
+    assert seen.read_text() == "False"
 
 
 def test_full_check_starts_one_torch_child_first_and_never_imports_torch_itself(tmp_path):
@@ -88,6 +108,15 @@ def test_full_check_starts_one_torch_child_first_and_never_imports_torch_itself(
     assert [p["argv"][1:] for p in pythons][:1] == [[torch_probe.SCRIPT]]
     assert len(pythons) == (2 if D2_INSTALLED else 1), [p["argv"][:3] for p in pythons]
     assert trace["spawned"][0] == pythons[0] and pythons[0]["click_loaded"] is False
+    # The driver probe's child (where this machine has driver libraries): once, before the CLI too.
+    drivers = [p for p in _pythons(trace) if _driver_child(p)]
+    assert len(drivers) <= 1 and all(p["click_loaded"] is False for p in drivers)
+
+
+def test_quick_check_starts_the_driver_child_before_the_cli(tmp_path):
+    trace = _trace(tmp_path, "check", "--quick", "--format", "json", "--fail-on", "never")
+    drivers = [p for p in _pythons(trace) if _driver_child(p)]
+    assert len(drivers) <= 1 and all(p["click_loaded"] is False for p in drivers)
 
 
 # ---- the shortcuts give the children's facts ------------------------------------------------
@@ -153,23 +182,79 @@ def test_which_commands_start_the_torch_child_early(argv, wanted):
     assert _prestart.wants_torch_child(argv) is wanted
 
 
+@pytest.mark.parametrize("argv, wanted", [
+    (["check"], True), (["check", "--quick"], True), (["check", "--format", "json", "--path", "x"], True),
+    (["check", "--from", "r.json"], False), (["check", "--from=r.json"], False), (["check", "-h"], False),
+    (["fix"], False), ([], False),
+])
+def test_which_commands_start_the_driver_child_early(argv, wanted):
+    assert _prestart.wants_driver_child(argv) is wanted
+
+
+def _driver_machine(tmp_path, monkeypatch):
+    """This machine's root and runner, with the library search pointed at a file that is no library:
+    the child runs for real and reports the load error; no real driver library is loaded."""
+    fake = tmp_path / "libcuda.so.1"
+    fake.write_bytes(b"not a library")
+    request = {"libcuda": [str(fake)], "nvml": []}
+    monkeypatch.setattr(_driver_libs, "_search", lambda ctx: (["/nowhere"], dict(request)))
+    ctx = ProbeContext(env=dict(os.environ), paths=())
+    return ctx, {"libcuda": [str(fake)]}
+
+
+def test_the_driver_probe_adopts_the_early_child_only_when_it_is_the_same_command(tmp_path, monkeypatch):
+    ctx, wanted = _driver_machine(tmp_path, monkeypatch)
+    real_run = ctx.runner.run
+    calls = []
+    monkeypatch.setattr(ctx.runner, "run", lambda argv, **kw: calls.append(argv) or real_run(argv, **kw))
+    own = _driver_libs._observe(ctx)
+    assert len(calls) == 1 and "child_error" not in own and own["libcuda"]["tried"]
+    # The same command, started early: adopted (no second child), with the device nodes listed before it.
+    assert _prestart.start("driver", _driver_libs.child_argv(ctx, wanted), _driver_libs._child_env(ctx),
+                           ["/dev/nvidia-listed-early"])
+    adopted = _driver_libs._observe(ctx)
+    assert len(calls) == 1 and "driver" not in _prestart._pending
+    assert adopted["device_nodes"] == ["/dev/nvidia-listed-early"]
+    assert {k: v for k, v in adopted.items() if k != "device_nodes"} == \
+        {k: v for k, v in own.items() if k != "device_nodes"}
+    # Another command: the early child is killed and the probe runs its own.
+    other = _driver_libs.child_argv(ctx, {"nvml": ["/elsewhere/libnvidia-ml.so.1"]})
+    assert _prestart.start("driver", other, _driver_libs._child_env(ctx), [])
+    proc = _prestart._pending["driver"][2]
+    again = _driver_libs._observe(ctx)
+    assert len(calls) == 2 and proc.poll() is not None and proc.returncode != 0
+    assert {k: v for k, v in again.items() if k != "device_nodes"} == \
+        {k: v for k, v in own.items() if k != "device_nodes"}
+
+
+def test_an_early_driver_child_that_never_answers_times_out_like_the_runner(tmp_path, monkeypatch):
+    ctx, wanted = _driver_machine(tmp_path, monkeypatch)
+    ctx.timeout = 1.0
+    hang = tmp_path / "hang.py"
+    hang.write_text("import time\ntime.sleep(30)\n")
+    proc, started = _prestart.spawn([sys.executable, str(hang)], dict(os.environ))
+    report = _driver_libs.run_child(ctx, wanted, early=(proc, started))
+    assert report["child_error"] == "timed out after 1s" and proc.poll() is not None
+
+
 def test_the_probe_adopts_the_early_child_only_when_it_is_the_same_command(monkeypatch):
     monkeypatch.delenv("ENVDOCTOR_NO_PRESTART", raising=False)
     assert _prestart.start_for(["check"])
-    proc = _prestart._pending[2]
+    proc = _prestart._pending["torch"][2]
     # Another environment: the early child is useless, killed, and the probe runs its own.
     other = dict(os.environ, ENVDOCTOR_TEST_MARK="1")
     facts = {f.key: f for f in torch_probe.probe_torch(ProbeContext(env=other, paths=()))}
-    assert proc.poll() is not None and proc.returncode != 0 and _prestart._pending is None
+    assert proc.poll() is not None and proc.returncode != 0 and "torch" not in _prestart._pending
     assert facts["torch.status"].value["status"] == "ok"
     # The same command: adopted (no other child may start), its report becomes the facts.
     assert _prestart.start_for(["check"])
     monkeypatch.setattr(_prestart, "spawn", lambda argv, env: pytest.fail("started a second torch child"))
     adopted = {f.key: f for f in torch_probe.probe_torch(ProbeContext(env=dict(os.environ), paths=()))}
-    assert _prestart._pending is None
+    assert "torch" not in _prestart._pending
     assert adopted["torch.status"].value == facts["torch.status"].value
     assert adopted["torch"].value == facts["torch"].value
     assert adopted["torch.status"].raw == facts["torch.status"].raw
+    _prestart.discard()  # the driver probe's early child, where this machine has driver libraries
 
 
 def test_the_probe_does_not_wait_for_the_child_to_exit(tmp_path):
