@@ -41,17 +41,22 @@ _pending: dict = {}
 _discard_registered = False
 
 
-def wants_torch_child(argv) -> bool:
-    """True for a plain full ``check`` (``envdoctor check [options]``) without --quick/--from/--help."""
+def _check_without(argv, options) -> bool:
+    """True for ``envdoctor check [options]`` when none of ``options`` (nor ``--from=``) is among them."""
     args = list(argv or ())
     if not args or args[0] != "check":
         return False
     for arg in args[1:]:
         if arg == "--":
             break
-        if arg in _NO_TORCH or arg.startswith("--from="):
+        if arg in options or arg.startswith("--from="):
             return False
     return True
+
+
+def wants_torch_child(argv) -> bool:
+    """True for a plain full ``check`` (``envdoctor check [options]``) without --quick/--from/--help."""
+    return _check_without(argv, _NO_TORCH)
 
 
 def child_env(env) -> dict:
@@ -68,15 +73,7 @@ def child_env(env) -> dict:
 
 def wants_driver_child(argv) -> bool:
     """True for ``envdoctor check [options]``, --quick included, without --from/--help."""
-    args = list(argv or ())
-    if not args or args[0] != "check":
-        return False
-    for arg in args[1:]:
-        if arg == "--":
-            break
-        if arg in ("--from", "-h", "--help") or arg.startswith("--from="):
-            return False
-    return True
+    return _check_without(argv, ("--from", "-h", "--help"))
 
 
 def start_for(argv) -> bool:
