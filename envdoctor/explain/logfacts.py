@@ -204,7 +204,7 @@ _CVD = re.compile(r"CUDA_VISIBLE_DEVICES['\"]?\]?[ \t]*[=:][ \t]*(\"[^\"\n]*\"|'
 _NVCC_PATH = re.compile(r"(?:command|compiler|execute|Using|CUDA compiler:?)\s*[:'\"]*\s*'?\"?"
                         r"((?:[A-Za-z]:)?[^\s'\":]*?/nvcc(?:\.exe)?)\b", re.I)
 # The compiler of a build command line: "[1/2] /usr/local/bin/nvcc -MD ...".
-_NVCC_COMMAND = re.compile(r"^(?:\[\s*\d+/\d+\]\s+)?((?:[A-Za-z]:)?[^\s'\":]*/nvcc(?:\.exe)?)\s+-", re.M)
+NVCC_COMMAND = re.compile(r"^[ \t]*(?:\[\s*\d+/\d+\]\s+)?((?:[A-Za-z]:)?[^\s'\":]*/nvcc(?:\.exe)?)\s+-", re.M)
 _NVCC_RELEASE = re.compile(r"release (\d+\.\d+), V\d")
 _SMI = re.compile(r"CUDA Version:\s*(\d+\.\d+)")
 _DRIVER = re.compile(r"Driver Version:\s*(\d+\.\d+(?:\.\d+)?)")
@@ -245,7 +245,7 @@ def gather(scanner: Scanner) -> LogFacts:
         if value in ("", "-1", "NoDevFiles") or value.startswith("$") or re.fullmatch(r"[1-9][\d,]*", value):
             facts.cvd = value or "(empty)"
             break
-    match = scanner.first("nvcc", _NVCC_PATH) or scanner.first("nvcc", _NVCC_COMMAND)
+    match = scanner.first("nvcc", _NVCC_PATH) or scanner.first("nvcc", NVCC_COMMAND)
     if match:
         facts.nvcc_path = match.group(1)
     match = scanner.first("release ", _NVCC_RELEASE)

@@ -10,7 +10,7 @@ from __future__ import annotations
 import re
 from typing import List, Sequence
 
-from envdoctor.explain.logfacts import LogFacts, Scanner
+from envdoctor.explain.logfacts import NVCC_COMMAND, LogFacts, Scanner
 from envdoctor.explain.reading import Log
 
 _RELEASE = re.compile(r"release (\d+\.\d+), V[\d.]+")
@@ -125,21 +125,16 @@ def from_talk(log: Log, scanner: Scanner, facts: LogFacts, roles: Sequence[str])
     return []
 
 
-_NVCC_PATH = re.compile(r"^\s*(?:\[\s*\d+/\d+\]\s+)?(\S*/bin/nvcc)(?:\.exe)?\s+-")
-
-
 def _mangled_nvcc(log: Log):
-    """(line index, path) of an nvcc command whose path repeats a toolkit root or is relative, if any."""
+    """(line index, path) of the first nvcc command line whose path repeats a toolkit root or is relative."""
     for index, line in enumerate(log.lines[:20000]):
         if "nvcc" not in line[:400]:
             continue
-        match = _NVCC_PATH.match(line[:400])
-        if not match:
-            continue
-        path = match.group(1)
+        match = NVCC_COMMAND.match(line[:400])
+        path = match.group(1) if match else ""
         roots = re.findall(r"cuda[\w.-]*", path)
-        relative = not path.startswith(("/", "\"", "'")) and not re.match(r"[A-Za-z]:", path)
-        if len(roots) > 1 and len(set(roots)) < len(roots) or (relative and roots):
+        relative = not path.startswith("/") and not re.match(r"[A-Za-z]:", path)
+        if roots and (relative or len(set(roots)) < len(roots)):
             return index, path
     return None
 
