@@ -3,7 +3,8 @@
 This machine has a real defect: CUDA_HOME is unset and /usr/local/bin/nvcc is a
 wrapper script, so torch's extension builder guesses CUDA_HOME=/usr/local, which
 has no libcudart. The check must find exactly that, and pass once CUDA_HOME
-points at the toolkit.
+points at the toolkit (apart from problems of the interpreter's own packages, which
+the toolkit settings do not touch).
 """
 import json
 import os
@@ -50,14 +51,20 @@ def test_this_machine_cuda_home_guess_is_found_and_fixed(tmp_path):
     # The environment the findings' fixes ask for (CUDA_HOME; where this machine also has Debian's
     # CUDA 11.8 headers in /usr/include, CPATH for the 13.0 ones; the arch list, with no GPU here).
     env = {"CUDA_HOME": "/usr/local/cuda"}
+    applied = {"ED203"}
     for finding in findings(result):
         fix = next((x for x in finding["fixes"] if x["action"] == "set_env"), None)
         if fix and finding["code"] != "ED203":
             env.update(fix["params"]["vars"])
+            applied.add(finding["code"])
     fixed = run_check("--format", "json", env=env, cwd=tmp_path)
     assert cuda_home_errors(fixed) == []
-    assert not [f for f in findings(fixed) if f["severity"] == "error"], findings(fixed)
-    assert fixed.returncode == 0, fixed.stdout[-2000:]
+    # Every error the applied settings address is gone and none is new. An interpreter may carry other real
+    # problems the settings cannot touch (a venv with a CPU-only detectron2 build: ED705); they stay as they were.
+    before = {f["code"] for f in findings(result) if f["severity"] == "error"}
+    after = [f for f in findings(fixed) if f["severity"] == "error"]
+    assert not [f for f in after if f["code"] in applied or f["code"] not in before], after
+    assert fixed.returncode == (1 if after else 0), fixed.stdout[-2000:]
 
 
 def test_text_output_and_python_m(tmp_path):
