@@ -259,22 +259,9 @@ def _with_alternatives(cand: _Candidate, log: Log, facts: LogFacts, machine: Dic
         # Only the CUDA toolkit's own libraries carry CUDA's major version in their soname (cuDNN, NCCL do not).
         lib_major = re.search(r"lib(?:cudart|cublas\w*|cufft\w*|curand|cusparse\w*|cusolver\w*|nvrtc\w*|nvJitLink|"
                               r"nvToolsExt|cupti)\.so\.(\d+)", ctx.group(0) or "")
-        others = [m for m in facts.cuda_mentions + ([facts.smi_cuda] if facts.smi_cuda else [])
-                  + ([facts.torch_cuda] if facts.torch_cuda else [])
-                  + ([str(machine.get("nvcc.version"))] if machine.get("nvcc.version") else [])]
-        if lib_major and any(o.split(".")[0] != lib_major.group(1) for o in others if o):
+        if lib_major and _built_for_another_cuda(lib_major.group(1), text_of(log), facts, machine):
             alt_scores["prebuilt_wheel_mismatch"] = 0.6
             main_score = min(main_score, 0.4)
-        if lib_major and _EXTENSION_IMPORT.search(text_of(log)):
-            # The library is asked for by a compiled package's own module, not by torch or a framework: that
-            # package's binary was built for the CUDA whose runtime is missing here.
-            alt_scores["prebuilt_wheel_mismatch"] = 0.6
-            main_score = min(main_score, 0.4)
-        if re.search(r"cuda(\d+)\.\d", text_of(log), re.I) and lib_major:
-            mention = re.search(r"cuda ?(\d+)\.\d", text_of(log), re.I)
-            if mention and mention.group(1) != lib_major.group(1):
-                alt_scores["prebuilt_wheel_mismatch"] = 0.6
-                main_score = min(main_score, 0.4)
     if sig.category == "arch_unsupported_by_nvcc" and (facts.nvcc_path in ("/usr/bin/nvcc",) or
                                                        machine.get("nvcc.path") == "/usr/bin/nvcc"):
         alt_scores["multiple_cuda_toolkits"] = 0.4
@@ -313,6 +300,20 @@ def _with_alternatives(cand: _Candidate, log: Log, facts: LogFacts, machine: Dic
 _EXTENSION_IMPORT = re.compile(
     r"^\s*(?:import \w*(?:_cuda|_C|_ext)\w*\b|from [\w.]* import (?:_C|_ext|\w*cuda\w*)\b|\w+ = \w*\.?load_ext\()"
     r"|ImportError: \S*/site-packages/(?!torch/|tensorflow|jax|nvidia/)[\w.-]+/\S*\.so\S*: lib\w+\.so", re.M)
+
+
+def _built_for_another_cuda(major: str, text: str, facts: LogFacts, machine: Dict[str, Any]) -> bool:
+    """Whether a missing CUDA library of ``major`` is better read as a package built for another CUDA: the log
+    (or this machine) shows a CUDA of another major version, or a compiled package's own module asks for it."""
+    others = facts.cuda_mentions + [v for v in (facts.smi_cuda, facts.torch_cuda, machine.get("nvcc.version")) if v]
+    if any(str(o).split(".")[0] != major for o in others):
+        return True
+    mention = re.search(r"cuda ?(\d+)\.\d", text, re.I) if re.search(r"cuda(\d+)\.\d", text, re.I) else None
+    if mention and mention.group(1) != major:
+        return True
+    # The library is asked for by a compiled package's own module, not by torch or a framework: that
+    # package's binary was built for the CUDA whose runtime is missing here.
+    return bool(_EXTENSION_IMPORT.search(text))
 
 
 _IMAGE_BUILD = re.compile(r"^\s*(?:Step \d+/\d+ : RUN\b|#\d+ \[[^\]]*\] RUN\b)", re.M)
