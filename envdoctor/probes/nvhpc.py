@@ -81,18 +81,14 @@ def math_include(release: str, cuda_version: str) -> Optional[str]:
 
 def describe(root: str) -> Optional[dict]:
     """``{release, version, compilers, cuda_versions, default_cuda}`` when ``root`` is a
-    CUDA toolkit of an HPC SDK release (``cuda/<X.Y>`` or the release's ``cuda``)."""
+    CUDA toolkit of an HPC SDK release (``cuda/<X.Y>`` or the release's ``cuda``). The toolkits
+    probe adds ``compilers_lib``, the -L directory torch passes for ``CUDA_HOME=compilers``."""
     release = release_of(root)
     cuda = os.path.realpath(os.path.join(release, "cuda")) if release else None
     real = os.path.realpath(root)
     if cuda is None or cuda not in (real, os.path.dirname(real)):
         return None
     default = default_cuda(release)
-    compilers = os.path.join(release, "compilers")
-    # The -L directory torch passes for CUDA_HOME=compilers: lib64, else lib.
-    lib = "lib" if not os.path.exists(os.path.join(compilers, "lib64")) and os.path.isdir(
-        os.path.join(compilers, "lib")) else "lib64"
-    return {"release": release, "version": os.path.basename(release), "compilers": compilers,
-            "compilers_lib": os.path.join(compilers, lib),
+    return {"release": release, "version": os.path.basename(release), "compilers": os.path.join(release, "compilers"),
             "cuda_versions": [os.path.basename(r) for r in cuda_roots(release)],
             "default_cuda": os.path.basename(default) if default else None}

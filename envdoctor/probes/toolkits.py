@@ -346,6 +346,7 @@ def _describe(entry: dict, conda_prefix: Optional[str], nvccs: _NvccRunner, modu
     sdk = nvhpc.describe(entry["root"]) or nvhpc.describe(root)
     entry["nvhpc"] = sdk
     if sdk:
+        sdk["compilers_lib"] = torch_lib_dir(sdk["compilers"])
         entry["kind"] = "nvhpc"
     elif conda_prefix and os.path.realpath(conda_prefix) == root:
         entry["kind"] = "conda"
